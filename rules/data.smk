@@ -1,0 +1,66 @@
+# Data and model preparation: the base model folder, each task's splits, and their tokenization.
+
+
+# ---- fetch_model: the model named in params.yaml as a Hugging Face folder (alias, local folder or hub id) -----
+rule fetch_model:
+    input:
+        code=code("fetch_model"),
+    output:
+        directory("models/base"),
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, {
+            "name": "model.name", "random_init": "model.random_init",
+            "attn_implementation": "model.attn_implementation", "seed": "seed"}),
+    log:
+        "logs/fetch_model/base.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "{PYTHON} -m workflow_scripts.fetch_model --output {output} {params.hp} --threads {threads} --log-file {log}"
+
+
+def prepare_task_hparams(wildcards):
+    """Generated tasks depend on the seed and their sizes; GLUE tasks on where GLUE is read from."""
+    if wildcards.task.startswith("gen_"):
+        sizes = {split: f"data.generated_sizes.{wildcards.task}.{split}" for split in ("train", "validation", "test")}
+        return hparams_from_keys(config, {"seed": "seed", **sizes})
+    return hparams_from_keys(config, {"glue_source": "data.glue_source"})
+
+
+# ---- prepare_task: one task's train/validation/test splits as GLUE-schema JSON lines --------------------------
+rule prepare_task:
+    input:
+        code=code("prepare_task"),
+    output:
+        directory("data/{task}/raw"),
+    params:
+        hp=prepare_task_hparams,
+    log:
+        "logs/prepare_task/{task}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    shell:
+        "{PYTHON} -m workflow_scripts.prepare_task --task {wildcards.task} --output {output} {params.hp} "
+        "--log-file {log}"
+
+
+# ---- tokenize_task: tokens of every split, cached once per task and tokenizer ---------------------------------
+rule tokenize_task:
+    input:
+        raw="data/{task}/raw",
+        tokenizer="models/base",
+        code=code("tokenize_task"),
+    output:
+        directory("data/{task}/tokenized"),
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, {"max_length": "data.max_length"}),
+    log:
+        "logs/tokenize_task/{task}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    shell:
+        "{PYTHON} -m workflow_scripts.tokenize_task --raw {input.raw} --tokenizer {input.tokenizer} "
+        "--output {output} {params.hp} --threads {threads} --log-file {log}"

@@ -1,0 +1,42 @@
+# Fine-tuning and evaluation of the unpruned model: the starting point of every method.
+
+
+# ---- finetune_initial: the pretrained model fine-tuned on one task (AUBER: 3 epochs, lr 2e-5, batch 32) -------
+rule finetune_initial:
+    input:
+        model="models/base",
+        data="data/{task}/tokenized",
+        code=code("finetune"),
+    output:
+        directory("models/{task}/base/finetune_initial"),
+    params:
+        hp=lambda wildcards: stage_hparams(config, "finetune_initial", wildcards.task,
+                                           extra={"seed": "seed", "attn_implementation": "model.attn_implementation"}),
+    log:
+        "logs/finetune_initial/{task}.log",
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+    shell:
+        "{PYTHON} -m workflow_scripts.finetune --model {input.model} --data {input.data} --output {output} "
+        "{params.hp} --threads {threads} --log-file {log}"
+
+
+# ---- evaluate: dev metrics (and test, when labelled) of a method's final checkpoint -> DVC metrics -------------
+rule evaluate:
+    input:
+        model=final_checkpoint,
+        data="data/{task}/tokenized",
+        code=code("evaluate"),
+    output:
+        "models/{task}/{method}/evaluate/metrics.json",
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, {"batch_size": "evaluate.batch_size"}),
+    log:
+        "logs/evaluate/{task}-{method}.log",
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    shell:
+        "{PYTHON} -m workflow_scripts.evaluate --model {input.model} --data {input.data} --output {output} "
+        "{params.hp} --threads {threads} --log-file {log}"

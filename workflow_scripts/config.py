@@ -1,0 +1,140 @@
+"""params.yaml: validation (schema + cross-checks) and per-stage hyperparameters with the keys they came from.
+
+Both front ends read hyperparameters only through here: a Snakemake rule passes `stage_hparams(...)` through its
+`params:` (so Snakemake's params trigger sees every value) and dvc.yaml lists the same dotted keys (so DVC sees
+them too). Errors name the offending key and stop the pipeline before any work.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from importlib import resources
+
+import yaml
+
+from .tasks import TASKS
+
+
+class ParamsError(ValueError):
+    """params.yaml is invalid; the message names the key."""
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(resources.files(__package__).joinpath("params_schema.yaml").read_text())
+
+
+def load_params(path: str = "params.yaml") -> dict:
+    if not os.path.isfile(path):
+        raise ParamsError(f"{path} not found")
+    with open(path) as handle:
+        try:
+            params = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise ParamsError(f"{path} is not valid YAML: {error}") from error
+    validate_params(params)
+    return params
+
+
+def _dotted(path) -> str:
+    return ".".join(str(part) for part in path) or "<top level>"
+
+
+def _schema_error_message(error) -> str:
+    """One line naming the key: unknown keys get their full dotted name, the rest the key and the rule broken."""
+    if error.validator == "additionalProperties":
+        allowed = error.schema.get("properties", {})
+        unknown = [key for key in error.instance if key not in allowed]
+        return f"unknown key {_dotted([*error.absolute_path, unknown[0]])!r}" + (
+            f" (allowed here: {', '.join(allowed)})" if allowed else "")
+    if error.validator == "required":
+        return f"{error.message} under {_dotted(error.absolute_path)!r}"
+    return f"{_dotted(error.absolute_path)!r}: {error.message}"
+
+
+def validate_params(params) -> None:
+    """Raise ParamsError with one clear message for the first problem found."""
+    import jsonschema
+
+    if not isinstance(params, dict):
+        raise ParamsError("params.yaml must be a mapping of keys to values")
+    validator = jsonschema.Draft202012Validator(load_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(params))
+    if error is not None:
+        raise ParamsError(f"params.yaml: {_schema_error_message(error)}")
+    _check_tasks(params)
+    _check_model(params["model"])
+    _check_glue_source(params)
+
+
+def _check_tasks(params) -> None:
+    for position, task in enumerate(params["tasks"]):
+        if task not in TASKS:
+            raise ParamsError(f"params.yaml: 'tasks[{position}]': unknown task {task!r} (known: {', '.join(TASKS)})")
+        if TASKS[task].source == "generated" and task not in params["data"]["generated_sizes"]:
+            raise ParamsError(f"params.yaml: 'data.generated_sizes' has no entry for task {task!r}")
+    for section in ("finetune_initial",):
+        for task in params[section]["per_task"]:
+            if task not in TASKS:
+                raise ParamsError(f"params.yaml: '{section}.per_task.{task}': unknown task {task!r}")
+
+
+def _check_model(model_params) -> None:
+    from .models import resolve_model_source
+
+    try:
+        resolve_model_source(model_params["name"])
+    except (ValueError, FileNotFoundError) as error:
+        raise ParamsError(f"params.yaml: 'model.name': {error}") from error
+    shape = model_params["random_init"]
+    if shape and shape["hidden_size"] % shape["num_attention_heads"]:
+        raise ParamsError("params.yaml: 'model.random_init': hidden_size must be divisible by num_attention_heads")
+
+
+def _check_glue_source(params) -> None:
+    source = params["data"]["glue_source"]
+    uses_glue = any(TASKS[task].source == "glue" for task in params["tasks"])
+    if uses_glue and source.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(source)):
+        raise ParamsError(f"params.yaml: 'data.glue_source': folder {source!r} does not exist")
+
+
+class StageHparams(dict):
+    """Effective hyperparameters of one stage run, remembering the dotted params.yaml key of each value.
+
+    str() renders them as CLI flags (--learning-rate 2e-05 ...), which is how rules hand them to the stage CLIs.
+    """
+
+    def __init__(self, values: dict, source_keys: dict):
+        super().__init__(values)
+        self.source_keys = source_keys
+
+    def __str__(self) -> str:
+        return " ".join(f"--{name.replace('_', '-')} {_shell_value(value)}" for name, value in self.items())
+
+
+def _shell_value(value) -> str:
+    """Strings as they are, everything else (numbers, null, mappings) as JSON; quoted for the shell."""
+    return shlex.quote(value if isinstance(value, str) else json.dumps(value))
+
+
+def lookup(params: dict, dotted_key: str):
+    value = params
+    for part in dotted_key.split("."):
+        value = value[part]
+    return value
+
+
+def hparams_from_keys(params: dict, name_to_key: dict[str, str]) -> StageHparams:
+    """Hyperparameters named for a CLI (learning_rate -> --learning-rate), read from dotted params.yaml keys."""
+    return StageHparams({name: lookup(params, key) for name, key in name_to_key.items()}, dict(name_to_key))
+
+
+def stage_hparams(params: dict, section: str, task: str, extra: dict[str, str] | None = None) -> StageHparams:
+    """`section.default` overlaid with `section.per_task.<task>`, plus `extra` {name: dotted key}.
+
+    Each value keeps the key it was read from, so a change to one task's override reruns only that task.
+    """
+    overrides = params[section]["per_task"].get(task, {})
+    name_to_key = {name: f"{section}.per_task.{task}.{name}" if name in overrides else f"{section}.default.{name}"
+                   for name in params[section]["default"]}
+    return hparams_from_keys(params, {**name_to_key, **(extra or {})})

@@ -1,0 +1,134 @@
+"""One stage graph, two front ends: dvc.yaml is derived from the Snakemake DAG, and Snakemake runs adopt their
+results into dvc.lock.
+
+Snakemake is the only executor. Each DVC stage is one Snakemake job: its command is
+`snakemake --allowed-rules <rule> -- <outputs>` (the same shell command on the same paths, with Snakemake's own
+bookkeeping), its deps are the job's inputs (data, checkpoints and the Python modules the stage imports), its
+params are the dotted params.yaml keys the job's hyperparameters were read from, and its outs are the job's
+outputs (`metrics.json` files are declared as DVC metrics). After a successful `snakemake` run, `dvc commit`
+records the jobs it built, so `dvc repro` finds nothing to do; a `dvc repro` runs Snakemake itself, so Snakemake
+finds nothing to do afterwards either.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import string
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = "workflow_scripts"
+PACKAGE_DIR = Path(__file__).resolve().parent
+INVALID_STAGE_NAME_CHARS = set(string.punctuation) - {"_", "-"}  # DVC's rule for stage names
+METRICS_FILENAME = "metrics.json"
+
+
+@lru_cache(maxsize=None)
+def _imported_modules(module: str) -> frozenset[str]:
+    """workflow_scripts modules imported (directly) by one module of the package."""
+    source = PACKAGE_DIR / f"{module.split('.')[-1]}.py"
+    found = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:             # from .training import train
+                found.add(f"{PACKAGE}.{node.module.split('.')[0]}")
+            elif node.level == 1:                           # from . import metrics
+                found.update(f"{PACKAGE}.{alias.name}" for alias in node.names)
+            elif node.module and node.module.startswith(PACKAGE + "."):
+                found.add(".".join(node.module.split(".")[:2]))
+        elif isinstance(node, ast.Import):
+            found.update(".".join(a.name.split(".")[:2]) for a in node.names if a.name.startswith(PACKAGE + "."))
+    return frozenset(m for m in found if (PACKAGE_DIR / f"{m.split('.')[-1]}.py").is_file())
+
+
+def code_files(module: str, root: str = ".") -> list[str]:
+    """The files of a stage CLI module and every package module it imports, transitively, as paths relative to
+    the workflow root: a rule lists them as inputs, so editing the code of a stage reruns exactly that stage."""
+    seen, pending = set(), [module]
+    while pending:
+        current = pending.pop()
+        if current not in seen:
+            seen.add(current)
+            pending.extend(_imported_modules(current))
+    files = {PACKAGE_DIR / f"{m.split('.')[-1]}.py" for m in seen}
+    if (PACKAGE_DIR / "params_schema.yaml").is_file() and f"{PACKAGE}.config" in seen:
+        files.add(PACKAGE_DIR / "params_schema.yaml")
+    return sorted(os.path.relpath(path, root) for path in files)
+
+
+def dvc_stage_name(rule: str, wildcards: dict) -> str:
+    """`finetune_initial-gen_mrpc`: the rule, then the wildcard values in order, in DVC's allowed characters."""
+    parts = [rule, *(str(value) for value in wildcards.values())]
+    return "-".join("".join("_" if c in INVALID_STAGE_NAME_CHARS else c for c in part) for part in parts)
+
+
+def dvc_stage_command(rule: str, outputs: list[str]) -> str:
+    return f"snakemake --cores all --allowed-rules {rule} -- {' '.join(outputs)}"
+
+
+def stage_from_job(job) -> tuple[str, dict]:
+    """(stage name, dvc.yaml stage) for one Snakemake job."""
+    outputs = [str(path) for path in job.output]
+    hparams = [value for value in job.params if hasattr(value, "source_keys")]
+    stage = {"cmd": dvc_stage_command(job.rule.name, outputs),
+             "deps": sorted(str(path) for path in job.input)}
+    params = sorted({key for value in hparams for key in value.source_keys.values()})
+    if params:
+        stage["params"] = params
+    outs = [path for path in outputs if os.path.basename(path) != METRICS_FILENAME]
+    metrics = [path for path in outputs if os.path.basename(path) == METRICS_FILENAME]
+    if outs:
+        stage["outs"] = outs
+    if metrics:
+        stage["metrics"] = [{path: {"cache": False}} for path in metrics]
+    return dvc_stage_name(job.rule.name, dict(job.wildcards_dict)), stage
+
+
+def read_snakemake_jobs(snakefile: str = "Snakefile", workdir: str = ".", configfiles=()) -> list:
+    """All jobs of the Snakemake DAG for the default target, in dependency order (no job is run)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.enums import Quietness
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1),
+                                    config_settings=ConfigSettings(configfiles=[Path(f) for f in configfiles]),
+                                    snakefile=Path(snakefile).absolute(), workdir=Path(workdir).absolute())
+        dag_api = workflow_api.dag(dag_settings=DAGSettings(forceall=True))
+        # Snakemake has no public "list the jobs" call; this is what its --dag printer does (pinned to 9.x).
+        workflow = dag_api.workflow_api._workflow
+        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
+        workflow._build_dag()
+        return toposorted_jobs(workflow.dag)
+
+
+def toposorted_jobs(dag) -> list:
+    """Jobs level by level (every job after its inputs' jobs), sorted within a level for a stable dvc.yaml."""
+    ordered = []
+    for level in dag.toposorted():
+        ordered.extend(sorted(level, key=lambda job: (job.rule.name, [str(path) for path in job.output])))
+    return ordered
+
+
+def adopt_into_dvc(jobs, root: str = ".") -> None:
+    """After a successful Snakemake run, record the jobs' results in dvc.lock (`dvc commit`), so that `dvc repro`
+    has nothing to do. Skipped when DVC itself is running Snakemake, or outside a DVC repository."""
+    if os.environ.get("DVC_STAGE") or not (Path(root, ".dvc").is_dir() and Path(root, "dvc.yaml").is_file()):
+        return
+    import yaml
+
+    known = set(yaml.safe_load(Path(root, "dvc.yaml").read_text()).get("stages", {}))
+    stages = [dvc_stage_name(job.rule.name, dict(job.wildcards_dict)) for job in jobs]
+    missing = [name for name in stages if name not in known]
+    if missing:
+        print(f"dvc.yaml does not describe {len(missing)} of these jobs (e.g. {missing[0]}); "
+              "run `make dvc.yaml` to regenerate it, then `dvc commit`.", file=sys.stderr)
+    adoptable = [name for name in stages if name in known]
+    if adoptable:
+        dvc = Path(sys.executable).with_name("dvc")
+        command = [str(dvc) if dvc.exists() else "dvc", "commit", "--force", "--quiet", *adoptable]
+        result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"could not record the results in dvc.lock: {result.stderr.strip()}", file=sys.stderr)
