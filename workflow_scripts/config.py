@@ -16,6 +16,10 @@ import yaml
 from .tasks import TASKS
 
 
+# Sections with `default` values and `per_task` overrides; every task in `tasks` has an entry (maybe {}).
+PER_TASK_SECTIONS = ("finetune_initial",)
+
+
 class ParamsError(ValueError):
     """params.yaml is invalid; the message names the key."""
 
@@ -73,10 +77,14 @@ def _check_tasks(params) -> None:
             raise ParamsError(f"params.yaml: 'tasks[{position}]': unknown task {task!r} (known: {', '.join(TASKS)})")
         if TASKS[task].source == "generated" and task not in params["data"]["generated_sizes"]:
             raise ParamsError(f"params.yaml: 'data.generated_sizes' has no entry for task {task!r}")
-    for section in ("finetune_initial",):
+    for section in PER_TASK_SECTIONS:
         for task in params[section]["per_task"]:
             if task not in TASKS:
                 raise ParamsError(f"params.yaml: '{section}.per_task.{task}': unknown task {task!r}")
+        for task in params["tasks"]:
+            if task not in params[section]["per_task"]:
+                raise ParamsError(f"params.yaml: '{section}.per_task' has no entry for task {task!r} "
+                                  f"(add `{task}: {{}}` to keep every default)")
 
 
 def _check_model(model_params) -> None:
@@ -99,14 +107,17 @@ def _check_glue_source(params) -> None:
 
 
 class StageHparams(dict):
-    """Effective hyperparameters of one stage run, remembering the dotted params.yaml key of each value.
+    """Effective hyperparameters of one stage run, with the dotted params.yaml key each value was read from
+    (`source_keys`) and the keys a DVC stage must track to see every change that could alter them
+    (`tracked_keys`). Snakemake tracks the values themselves, through the rule's params.
 
     str() renders them as CLI flags (--learning-rate 2e-05 ...), which is how rules hand them to the stage CLIs.
     """
 
-    def __init__(self, values: dict, source_keys: dict):
+    def __init__(self, values: dict, source_keys: dict, tracked_keys=None):
         super().__init__(values)
         self.source_keys = source_keys
+        self.tracked_keys = sorted(tracked_keys if tracked_keys is not None else set(source_keys.values()))
 
     def __str__(self) -> str:
         return " ".join(f"--{name.replace('_', '-')} {_shell_value(value)}" for name, value in self.items())
@@ -132,9 +143,13 @@ def hparams_from_keys(params: dict, name_to_key: dict[str, str]) -> StageHparams
 def stage_hparams(params: dict, section: str, task: str, extra: dict[str, str] | None = None) -> StageHparams:
     """`section.default` overlaid with `section.per_task.<task>`, plus `extra` {name: dotted key}.
 
-    Each value keeps the key it was read from, so a change to one task's override reruns only that task.
+    DVC tracks every default key and the task's whole override mapping (which validation guarantees exists), so
+    adding an override is seen without regenerating dvc.yaml, and one task's override reruns only that task.
     """
-    overrides = params[section]["per_task"].get(task, {})
+    overrides = params[section]["per_task"][task]
     name_to_key = {name: f"{section}.per_task.{task}.{name}" if name in overrides else f"{section}.default.{name}"
                    for name in params[section]["default"]}
-    return hparams_from_keys(params, {**name_to_key, **(extra or {})})
+    name_to_key.update(extra or {})
+    tracked = {f"{section}.default.{name}" for name in params[section]["default"]}
+    tracked |= {f"{section}.per_task.{task}", *(extra or {}).values()}
+    return StageHparams({name: lookup(params, key) for name, key in name_to_key.items()}, name_to_key, tracked)

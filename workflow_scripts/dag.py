@@ -71,10 +71,10 @@ def dvc_stage_command(rule: str, outputs: list[str]) -> str:
 def stage_from_job(job) -> tuple[str, dict]:
     """(stage name, dvc.yaml stage) for one Snakemake job."""
     outputs = [str(path) for path in job.output]
-    hparams = [value for value in job.params if hasattr(value, "source_keys")]
+    hparams = [value for value in job.params if hasattr(value, "tracked_keys")]
     stage = {"cmd": dvc_stage_command(job.rule.name, outputs),
              "deps": sorted(str(path) for path in job.input)}
-    params = sorted({key for value in hparams for key in value.source_keys.values()})
+    params = sorted({key for value in hparams for key in value.tracked_keys})
     if params:
         stage["params"] = params
     outs = [path for path in outputs if os.path.basename(path) != METRICS_FILENAME]
@@ -120,7 +120,7 @@ def adopt_into_dvc(jobs, root: str = ".") -> None:
     import yaml
 
     known = set(yaml.safe_load(Path(root, "dvc.yaml").read_text()).get("stages", {}))
-    stages = [dvc_stage_name(job.rule.name, dict(job.wildcards_dict)) for job in jobs]
+    stages = [dvc_stage_name(job.rule.name, dict(job.wildcards_dict)) for job in jobs if job.output]
     missing = [name for name in stages if name not in known]
     if missing:
         print(f"dvc.yaml does not describe {len(missing)} of these jobs (e.g. {missing[0]}); "

@@ -11,8 +11,14 @@ import os
 import re
 from pathlib import Path
 
-# Hub ids look like "name" or "org/name"; anything else that does not exist on disk is a missing path.
-HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# Hub ids are "org/name", or one of the hub's legacy ids without an org. Any other bare name is taken for a
+# mistyped alias, so that `minilmm` fails at validation instead of at download time.
+HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+LEGACY_HUB_IDS = frozenset(
+    [f"bert-{size}-{case}" for size in ("base", "large") for case in ("cased", "uncased")]
+    + ["bert-base-multilingual-cased", "bert-base-multilingual-uncased", "bert-base-chinese",
+       "roberta-base", "roberta-large", "distilbert-base-uncased", "distilbert-base-cased", "distilroberta-base"]
+    + [f"albert-{size}-v{version}" for size in ("base", "large", "xlarge", "xxlarge") for version in (1, 2)])
 PATH_PREFIXES = ("/", "./", "../", "~")
 
 
@@ -44,9 +50,10 @@ def resolve_model_source(name: str) -> tuple[str, str]:
         return "local", expanded
     if name.startswith(PATH_PREFIXES) or os.path.exists(expanded):
         raise ValueError(f"model path {name!r} does not exist (or is not a folder)")
-    if HUB_ID_PATTERN.match(name):
+    if HUB_ID_PATTERN.match(name) or name in LEGACY_HUB_IDS:
         return "hub", name
-    raise ValueError(f"model {name!r} is neither an alias ({', '.join(MODEL_ALIASES)}), a folder, nor a hub id")
+    raise ValueError(f"unknown model {name!r}: not an alias ({', '.join(MODEL_ALIASES)}), an existing folder, "
+                     "or a hub id (org/name, or a legacy id such as bert-base-cased)")
 
 
 def _pretrained_class(config):

@@ -1,0 +1,85 @@
+"""params.yaml validation: one clear error naming the key, before any work."""
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT
+from workflow_scripts.config import ParamsError, hparams_from_keys, load_params, stage_hparams, validate_params
+
+
+@pytest.fixture
+def params():
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def test_shipped_params_and_test_config_are_valid(params):
+    validate_params(params)
+    validate_params(yaml.safe_load((REPO_ROOT / "tests/configs/tiny.yaml").read_text()))
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda p: p["finetune_initial"]["default"].update(lerning_rate=1e-5), "unknown key 'finetune_initial.default.lerning_rate'"),
+    (lambda p: p.update(sed=1), "unknown key 'sed'"),
+    (lambda p: p["finetune_initial"]["default"].update(epochs="three"), "'finetune_initial.default.epochs'"),
+    (lambda p: p["finetune_initial"]["per_task"]["gen_rte"].update(learning_rate=-1), "'finetune_initial.per_task.gen_rte.learning_rate'"),
+    (lambda p: p["tasks"].append("gen_sts"), "'tasks[4]': unknown task 'gen_sts'"),
+    (lambda p: p["tasks"].append("mrpc"), "'finetune_initial.per_task' has no entry for task 'mrpc'"),
+    (lambda p: p["model"].update(name="minilmm"), "'model.name'"),
+    (lambda p: p["model"].update(name="./no/such/model"), "'model.name': model path './no/such/model' does not exist"),
+    (lambda p: p["data"].update(max_length="long"), "'data.max_length'"),
+    (lambda p: p["model"].update(attn_implementation="flash"), "'model.attn_implementation'"),
+    (lambda p: p["finetune_initial"]["per_task"].update(nope={"epochs": 1}), "'finetune_initial.per_task.nope'"),
+    (lambda p: p.update(tasks=["mrpc"], data={**p["data"], "glue_source": "/no/such/glue"},
+                        finetune_initial={**p["finetune_initial"], "per_task": {"mrpc": {}}}), "'data.glue_source'"),
+    (lambda p: p["finetune_initial"]["per_task"].pop("gen_cola"), "'finetune_initial.per_task' has no entry for task 'gen_cola'"),
+    (lambda p: p["data"]["generated_sizes"]["gen_mrpc"].update(train=5000), "'data.generated_sizes.gen_mrpc.train'"),
+    (lambda p: p.pop("evaluate"), "'evaluate' is a required property"),
+])
+def test_invalid_params_name_the_key(params, mutate, expected):
+    broken = copy.deepcopy(params)
+    mutate(broken)
+    with pytest.raises(ParamsError) as error:
+        validate_params(broken)
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_load_params_reports_bad_yaml(tmp_path):
+    (tmp_path / "params.yaml").write_text("seed: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(str(tmp_path / "params.yaml"))
+
+
+def test_stage_hparams_record_the_key_of_each_value(params):
+    rte = stage_hparams(params, "finetune_initial", "gen_rte", extra={"seed": "seed"})
+    assert rte["learning_rate"] == 1e-5 and rte["epochs"] == 4 and rte["batch_size"] == 32
+    assert rte.source_keys["learning_rate"] == "finetune_initial.per_task.gen_rte.learning_rate"
+    assert rte.source_keys["batch_size"] == "finetune_initial.default.batch_size"
+    assert rte.source_keys["seed"] == "seed"
+    # DVC sees a new override of gen_rte, and a change of any default, without regenerating dvc.yaml.
+    assert "finetune_initial.per_task.gen_rte" in rte.tracked_keys
+    assert "finetune_initial.default.learning_rate" in rte.tracked_keys and "seed" in rte.tracked_keys
+    mrpc = stage_hparams(params, "finetune_initial", "gen_mrpc")
+    assert mrpc["learning_rate"] == 2e-5 and mrpc.source_keys["epochs"] == "finetune_initial.default.epochs"
+
+
+def test_stage_hparams_render_as_cli_flags(params):
+    flags = str(hparams_from_keys(params, {"random_init": "model.random_init", "name": "model.name",
+                                           "learning_rate": "finetune_initial.default.learning_rate"}))
+    assert flags == "--random-init null --name minilm --learning-rate 2e-05"
+
+
+def test_snakemake_stops_before_any_work_on_invalid_params(tmp_path):
+    for name in ("Snakefile", "rules"):
+        (tmp_path / name).symlink_to(REPO_ROOT / name)
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["finetune_initial"]["default"]["lerning_rate"] = 1e-5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "unknown key 'finetune_initial.default.lerning_rate'" in result.stdout + result.stderr
+    assert not (tmp_path / "models").exists() and not (tmp_path / "data").exists()

@@ -1,0 +1,50 @@
+"""A temporary copy of the workflow as its own git + DVC repository, and helpers to drive its command lines."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", ".dvcignore", ".gitignore"]
+
+
+def command_env() -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # snakemake/dvc of this venv
+    return env
+
+
+def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=command_env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_workflow_repo(destination: Path, params_file: Path) -> Path:
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, destination / name)
+    shutil.copy(params_file, destination / "params.yaml")
+    run(["git", "init", "-q"], destination)
+    run([sys.executable, "-m", "dvc", "init", "-q"], destination)
+    shutil.copy(REPO_ROOT / ".dvc" / "config", destination / ".dvc" / "config")
+    run([sys.executable, "-m", "workflow_scripts.dvc_sync"], destination)
+    return destination
+
+
+def stages_run_by_dvc(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def jobs_run_by_snakemake(output: str) -> list[str]:
+    """Rule names of the jobs a snakemake run (or dry run) executed, from its log lines."""
+    return sorted(line.split()[-1].rstrip(":") for line in output.splitlines()
+                  if line.startswith(("rule ", "localrule ")) and not line.rstrip().endswith(" all:"))
