@@ -54,6 +54,8 @@ def test_load_params_reports_bad_yaml(tmp_path):
 
 
 def test_stage_hparams_record_the_key_of_each_value(params):
+    params["finetune_initial"]["default"].update(learning_rate=2e-5, epochs=3, batch_size=32)
+    params["finetune_initial"]["per_task"].update(gen_rte={"learning_rate": 1e-5, "epochs": 4}, gen_mrpc={})
     rte = stage_hparams(params, "finetune_initial", "gen_rte", extra={"seed": "seed"})
     assert rte["learning_rate"] == 1e-5 and rte["epochs"] == 4 and rte["batch_size"] == 32
     assert rte.source_keys["learning_rate"] == "finetune_initial.per_task.gen_rte.learning_rate"
@@ -67,6 +69,7 @@ def test_stage_hparams_record_the_key_of_each_value(params):
 
 
 def test_stage_hparams_render_as_cli_flags(params):
+    params["finetune_initial"]["default"]["learning_rate"] = 2e-5
     flags = str(hparams_from_keys(params, {"random_init": "model.random_init", "name": "model.name",
                                            "learning_rate": "finetune_initial.default.learning_rate"}))
     assert flags == "--random-init null --name minilm --learning-rate 2e-05"
