@@ -85,3 +85,23 @@ def test_atomic_output_dir_keeps_the_old_folder_when_a_stage_dies(tmp_path):
     with atomic_output_dir(str(final)) as staging:
         (open(os.path.join(staging, "weights"), "w")).write("new")
     assert (final / "weights").read_text() == "new" and os.listdir(tmp_path) == ["checkpoint"]
+
+
+def test_pipeline_loader_round_trips_a_pruned_checkpoint(tiny_model_folder, tmp_path):
+    """What a later stage writes (uneven heads, an empty layer, a shrunk FFN) the next stage loads, exactly."""
+    from transformers import AutoTokenizer
+
+    from workflow_scripts.surgery import model_structure, prune_ffn_neurons, prune_heads
+
+    torch.manual_seed(0)
+    model = load_for_classification(str(tiny_model_folder), num_labels=3).eval()
+    prune_heads(model, {0: [1, 3], 1: [0, 1, 2, 3]})
+    prune_ffn_neurons(model, {1: list(range(10))})
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
+    save_checkpoint(model, tokenizer, str(tmp_path / "pruned"))
+    reloaded = load_for_classification(str(tmp_path / "pruned"), num_labels=3).eval()
+    assert model_structure(reloaded)["heads_kept_by_layer"] == [[0, 2], []]
+    assert model_structure(reloaded)["ffn_size_by_layer"] == [64, 54]
+    inputs = tokenizer(["a short sentence", "another one"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, reloaded(**inputs).logits)

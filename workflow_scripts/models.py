@@ -95,21 +95,25 @@ def build_random_init(pretrained_model, shape: dict, seed: int):
 
 
 def load_for_classification(folder: str, num_labels: int, attn_implementation: str = "sdpa"):
-    """A sequence classifier on top of a checkpoint folder; a new head is initialized if the folder has none."""
+    """A sequence classifier on top of any checkpoint folder the pipeline writes, pruned (uneven heads or FFN
+    sizes, recorded in config.json) or not; a new head is initialized if the folder has none."""
     from transformers import AutoModelForSequenceClassification, logging as hf_logging
+
+    from .surgery import load_pruned
 
     # The "newly initialized classifier weights" warning is expected when starting from an encoder checkpoint.
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
-            folder, num_labels=num_labels, attn_implementation=attn_implementation)
+        return load_pruned(folder, AutoModelForSequenceClassification, attn_implementation=attn_implementation,
+                           num_labels=num_labels)
     finally:
         hf_logging.set_verbosity(verbosity)
 
 
 def save_checkpoint(model, tokenizer, folder: str, extra_json: dict[str, dict] | None = None) -> None:
-    """Write a Hugging Face folder (safetensors, no pickle) atomically, plus any extra JSON files."""
+    """Write a Hugging Face folder (safetensors, no pickle) atomically, plus any extra JSON files. A pruned model's
+    config carries its compression record, so the folder loads back with `load_for_classification`."""
     from .io_utils import atomic_output_dir, write_json
 
     with atomic_output_dir(folder) as staging:
