@@ -6,8 +6,11 @@
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/finetune.smk"
+include: "rules/head_pruning.smk"
 
 
 rule all:
     input:
         expand("models/{task}/base/evaluate/metrics.json", task=TASKS),
+        expand("models/{task}/{method}/evaluate/metrics.json", task=HEAD_PRUNING_TASKS, method=HEAD_PRUNING_METHODS),
+        expand("results/{task}/{method}/dev_by_layer.csv", task=HEAD_PRUNING_TASKS, method=HEAD_PRUNING_METHODS),

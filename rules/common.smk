@@ -4,20 +4,29 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from workflow_scripts.config import ParamsError, hparams_from_keys, stage_hparams, validate_params
+from workflow_scripts.config import ParamsError, check_per_layer, hparams_from_keys, stage_hparams, validate_params
 from workflow_scripts.dag import adopt_into_dvc, code_files
+from workflow_scripts.layerwise import processing_order
+from workflow_scripts.models import encoder_depth
 
 configfile: "params.yaml"
 
 try:
     validate_params(config)
-except ParamsError as error:
+    # The per-layer chains have one job per encoder layer: the depth is read from the model's config.
+    NUM_LAYERS = encoder_depth(config["model"])
+    check_per_layer(config, NUM_LAYERS)
+except (ParamsError, RuntimeError) as error:
     # One message naming the key, before any job is scheduled.
     raise WorkflowError(str(error)) from None
 
 TASKS = config["tasks"]
+HEAD_PRUNING_METHODS = config["head_pruning"]["methods"]
+HEAD_PRUNING_TASKS = config["head_pruning"]["tasks"]
+# Layers in the order the head-pruning chains process them (bottom_up: 0, 1, ...; top_down: the reverse).
+LAYER_ORDER = processing_order(NUM_LAYERS, config["head_pruning"]["layer_order"])
 # The checkpoint each method ends with; `evaluate` scores it. Method families add their entry here.
-FINAL_STAGE_OF_METHOD = {"base": "finetune_initial"}
+FINAL_STAGE_OF_METHOD = {"base": "finetune_initial", **{method: "finetune_final" for method in HEAD_PRUNING_METHODS}}
 # The interpreter running Snakemake (the project's venv) runs the stage CLIs too.
 PYTHON = sys.executable
 
@@ -25,6 +34,7 @@ PYTHON = sys.executable
 wildcard_constraints:
     task="|".join(TASKS),
     method="|".join(FINAL_STAGE_OF_METHOD),
+    layer=r"\d+",
 
 
 def final_checkpoint(wildcards):

@@ -7,7 +7,17 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT
-from workflow_scripts.config import ParamsError, hparams_from_keys, load_params, stage_hparams, validate_params
+from workflow_scripts.config import (PER_TASK_SECTIONS, ParamsError, hparams_from_keys, load_params, stage_hparams,
+                                     validate_params)
+
+
+def only_task(params, task):
+    """params running one task (every per-task section gets its entry)."""
+    params.update(tasks=[task])
+    params["head_pruning"]["tasks"] = [task]
+    for section in PER_TASK_SECTIONS:
+        params[section]["per_task"] = {task: {}}
+    return params
 
 
 @pytest.fixture
@@ -32,8 +42,10 @@ def test_shipped_params_and_test_config_are_valid(params):
     (lambda p: p["data"].update(max_length="long"), "'data.max_length'"),
     (lambda p: p["model"].update(attn_implementation="flash"), "'model.attn_implementation'"),
     (lambda p: p["finetune_initial"]["per_task"].update(nope={"epochs": 1}), "'finetune_initial.per_task.nope'"),
-    (lambda p: p.update(tasks=["mrpc"], data={**p["data"], "glue_source": "/no/such/glue"},
-                        finetune_initial={**p["finetune_initial"], "per_task": {"mrpc": {}}}), "'data.glue_source'"),
+    (lambda p: only_task(p, "mrpc").update(data={**p["data"], "glue_source": "/no/such/glue"}), "'data.glue_source'"),
+    (lambda p: p["head_pruning"].update(tasks=["gen_mrpc", "sst2"]), "'head_pruning.tasks[1]': 'sst2' is not in 'tasks'"),
+    (lambda p: p["auber"]["per_layer"][2].update(episodes=0), "'auber.per_layer.2.episodes'"),
+    (lambda p: p["finetune_final"]["default"].update(patience=0), "'finetune_final.default.patience'"),
     (lambda p: p["finetune_initial"]["per_task"].pop("gen_cola"), "'finetune_initial.per_task' has no entry for task 'gen_cola'"),
     (lambda p: p["data"]["generated_sizes"]["gen_mrpc"].update(train=5000), "'data.generated_sizes.gen_mrpc.train'"),
     (lambda p: p.pop("evaluate"), "'evaluate' is a required property"),
@@ -86,3 +98,14 @@ def test_snakemake_stops_before_any_work_on_invalid_params(tmp_path):
     assert result.returncode != 0
     assert "unknown key 'finetune_initial.default.lerning_rate'" in result.stdout + result.stderr
     assert not (tmp_path / "models").exists() and not (tmp_path / "data").exists()
+
+
+def test_layer_overrides_win_over_task_overrides_and_are_tracked_per_layer(params):
+    params["auber"]["per_task"]["gen_cola"] = {"episodes": 20, "reward_scale": 1.0}
+    params["auber"]["per_layer"][4] = {"episodes": 300}
+    layer4 = stage_hparams(params, "auber", "gen_cola", layer=4)
+    layer3 = stage_hparams(params, "auber", "gen_cola", layer=3)
+    assert layer4["episodes"] == 300 and layer4.source_keys["episodes"] == "auber.per_layer.4.episodes"
+    assert layer4["reward_scale"] == 1.0 and layer3["episodes"] == 20
+    assert "auber.per_layer.4" in layer4.tracked_keys and "auber.per_layer.4" not in layer3.tracked_keys
+    assert "--hidden-sizes '[512, 512, 512]'" in str(layer3) and "--stop-q-value null" in str(layer3)

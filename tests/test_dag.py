@@ -52,3 +52,71 @@ def test_stage_names_use_only_characters_dvc_allows():
     assert dvc_stage_name("prune_layer", {"task": "gen_mrpc", "method": "auber", "layer": 3}) == \
         "prune_layer-gen_mrpc-auber-3"
     assert dvc_stage_name("evaluate", {"task": "my.task/x"}) == "evaluate-my_task_x"
+
+
+def symlinked_workflow(tmp_path, **param_changes):
+    """The repo's Snakefile/rules with a modified params.yaml, in a temporary folder (nothing is run)."""
+    for name in ("Snakefile", "rules"):
+        (tmp_path / name).symlink_to(REPO_ROOT / name)
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for section, values in param_changes.items():
+        params[section].update(values)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def planned_jobs(workdir, target) -> list[tuple[str, str]]:
+    """(rule, output) of every job `snakemake --forceall --dry-run <target>` would run."""
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--forceall", "--dry-run", target],
+                            cwd=workdir, env=command_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs, rule = [], None
+    for line in result.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[-1].rstrip(":")
+        elif line.strip().startswith("output:") and rule:
+            jobs.append((rule, line.split(":", 1)[1].strip()))
+    return jobs
+
+
+def test_a_layer_target_builds_exactly_the_chain_up_to_that_layer(tmp_path):
+    jobs = planned_jobs(symlinked_workflow(tmp_path), "models/gen_mrpc/auber/layer_3/finetune")
+    chain = [output for rule, output in jobs if rule in ("prune_layer", "finetune_layer")]
+    assert sorted(chain) == sorted(f"models/gen_mrpc/auber/layer_{layer}/{stage}"
+                                   for layer in range(4) for stage in ("prune", "finetune"))
+    assert {rule for rule, _ in jobs} == {"fetch_model", "prepare_task", "tokenize_task", "finetune_initial",
+                                          "prune_layer", "finetune_layer"}
+
+
+def test_top_down_order_starts_the_chain_at_the_last_layer(tmp_path):
+    workdir = symlinked_workflow(tmp_path, head_pruning={"layer_order": "top_down"})
+    chain = [output for rule, output in planned_jobs(workdir, "models/gen_cola/auber/layer_3/prune")
+             if rule == "prune_layer"]
+    assert sorted(chain) == [f"models/gen_cola/auber/layer_{layer}/prune" for layer in (3, 4, 5)]
+    final = planned_jobs(workdir, "models/gen_cola/auber/finetune_final")
+    assert ("finetune_layer", "models/gen_cola/auber/layer_0/finetune") in final  # the last one processed
+
+
+def test_dvc_runs_the_same_chain_for_a_layer_stage():
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages["prune_layer-gen_cola-auber-3"]["deps"][0] == "data/gen_cola/tokenized"
+    assert "models/gen_cola/auber/layer_2/finetune" in stages["prune_layer-gen_cola-auber-3"]["deps"]
+    assert "models/gen_cola/base/finetune_initial" in stages["prune_layer-gen_cola-auber-0"]["deps"]
+    assert "auber.per_layer.3" in stages["prune_layer-gen_cola-auber-3"]["params"]
+    assert "auber.per_layer.2" not in stages["prune_layer-gen_cola-auber-3"]["params"]
+    assert stages["report_layers-gen_cola-auber"]["plots"] == [
+        {"results/gen_cola/auber/dev_by_layer.csv": {"cache": False, "x": "step", "y": "dev_score"}}]
+    result = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot", "finetune_layer-gen_cola-auber-3"],
+                            cwd=REPO_ROOT, env=command_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    upstream = {name.strip('"') for name in __import__("re").findall(r'"([^"]+)"', result.stdout)}
+    assert {f"prune_layer-gen_cola-auber-{layer}" for layer in range(4)} <= upstream
+    assert "prune_layer-gen_cola-auber-4" not in upstream and "finetune_initial-gen_cola" in upstream
+
+
+def test_per_layer_overrides_must_cover_every_layer_of_the_model(tmp_path):
+    workdir = symlinked_workflow(tmp_path, auber={"per_layer": [{}, {}]})
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--dry-run"], cwd=workdir,
+                            env=command_env(), capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "'auber.per_layer' has 2 entries but the model has 6 encoder layers" in result.stdout + result.stderr

@@ -54,18 +54,49 @@ def test_after_snakemake_dvc_has_nothing_to_do_and_shows_metrics(repo):
     assert_snakemake_has_nothing_to_do(repo)
 
 
+def test_the_auber_chain_leaves_pruned_checkpoints_search_logs_and_a_per_layer_plot(repo):
+    for layer in (0, 1):
+        pruned = repo / f"models/gen_mrpc/auber/layer_{layer}/prune"
+        log = json.loads((pruned / "search_log.json").read_text())
+        assert log["layer"] == layer and len(log["search"]["episodes"]) == 6
+        kept = json.loads((pruned / "config.json").read_text()).get("compression") or {"heads_kept": [None, None]}
+        assert (kept["heads_kept"][layer] or list(range(4))) == sorted(set(range(4)) - set(log["pruned_head_ids"]))
+        inspected = run([sys.executable, "-m", "workflow_scripts.inspect", str(pruned), "--json"], repo)
+        assert json.loads(inspected.stdout)["heads_per_layer"][layer] == 4 - len(log["pruned_head_ids"])
+    table = (repo / "results/gen_cola/auber/dev_by_layer.csv").read_text().splitlines()
+    assert table[0].startswith("step,layer") and len(table) == 1 + 4  # before, two layers, final
+    assert "dev_by_layer.csv" in run(DVC + ["plots", "show", "--json"], repo).stdout
+
+
 def test_dvc_repro_reruns_only_the_task_whose_parameter_changed(repo):
-    set_param(repo, "finetune_initial.per_task.gen_cola.learning_rate", 2.0e-3)  # a key DVC never saw
+    set_param(repo, "finetune_final.per_task.gen_cola.learning_rate", 2.0e-3)  # a key DVC never saw
     ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)
-    assert ran == {"finetune_initial-gen_cola", "evaluate-gen_cola-base"}
+    assert ran == {"finetune_final-gen_cola-auber", "evaluate-gen_cola-auber", "report_layers-gen_cola-auber"}
     assert_snakemake_has_nothing_to_do(repo)
     assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
 
 
+def test_a_layer_parameter_reruns_that_layer_and_above_through_dvc(repo):
+    set_param(repo, "auber.per_layer", [{}, {"episodes": 4}])  # matters from layer 1 on
+    ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)
+    assert ran == {f"{stage}-{task}-auber{suffix}" for task in ("gen_mrpc", "gen_cola") for stage, suffix in (
+        ("prune_layer", "-1"), ("finetune_layer", "-1"), ("finetune_final", ""), ("evaluate", ""),
+        ("report_layers", ""))}
+    assert_snakemake_has_nothing_to_do(repo)
+
+
+def test_a_layer_parameter_reruns_that_layer_and_above_through_snakemake(repo):
+    set_param(repo, "auber.per_layer", [{}, {"episodes": 5}])
+    result = run(SNAKEMAKE, repo)
+    assert jobs_run_by_snakemake(result.stdout + result.stderr) == sorted(
+        2 * ["evaluate", "finetune_final", "finetune_layer", "prune_layer", "report_layers"])
+    assert "up to date" in run(DVC + ["status"], repo).stdout
+
+
 def test_snakemake_reruns_only_the_task_whose_parameter_changed(repo):
-    set_param(repo, "finetune_initial.per_task.gen_mrpc", {"learning_rate": 5.0e-4})  # a new override
+    set_param(repo, "finetune_final.per_task.gen_mrpc", {"learning_rate": 5.0e-4})  # a new override
     run([sys.executable, "-m", "workflow_scripts.dvc_sync", "--check"], repo)  # dvc.yaml stays current
     result = run(SNAKEMAKE, repo)
-    assert jobs_run_by_snakemake(result.stdout + result.stderr) == ["evaluate", "finetune_initial"]
+    assert jobs_run_by_snakemake(result.stdout + result.stderr) == ["evaluate", "finetune_final", "report_layers"]
     assert "up to date" in run(DVC + ["status"], repo).stdout
     assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()

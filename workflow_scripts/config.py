@@ -17,7 +17,9 @@ from .tasks import TASKS
 
 
 # Sections with `default` values and `per_task` overrides; every task in `tasks` has an entry (maybe {}).
-PER_TASK_SECTIONS = ("finetune_initial",)
+PER_TASK_SECTIONS = ("finetune_initial", "finetune_layer", "finetune_final", "auber")
+# Sections that also have `per_layer` overrides: a list with one mapping per encoder layer (maybe {}).
+PER_LAYER_SECTIONS = ("auber",)
 
 
 class ParamsError(ValueError):
@@ -77,6 +79,9 @@ def _check_tasks(params) -> None:
             raise ParamsError(f"params.yaml: 'tasks[{position}]': unknown task {task!r} (known: {', '.join(TASKS)})")
         if TASKS[task].source == "generated" and task not in params["data"]["generated_sizes"]:
             raise ParamsError(f"params.yaml: 'data.generated_sizes' has no entry for task {task!r}")
+    for position, task in enumerate(params["head_pruning"]["tasks"]):
+        if task not in params["tasks"]:
+            raise ParamsError(f"params.yaml: 'head_pruning.tasks[{position}]': {task!r} is not in 'tasks'")
     for section in PER_TASK_SECTIONS:
         for task in params[section]["per_task"]:
             if task not in TASKS:
@@ -85,6 +90,16 @@ def _check_tasks(params) -> None:
             if task not in params[section]["per_task"]:
                 raise ParamsError(f"params.yaml: '{section}.per_task' has no entry for task {task!r} "
                                   f"(add `{task}: {{}}` to keep every default)")
+
+
+def check_per_layer(params: dict, num_layers: int) -> None:
+    """Every per-layer section lists exactly one mapping per encoder layer of the model (known once the model's
+    config is read, so the Snakefile calls this)."""
+    for section in PER_LAYER_SECTIONS:
+        given = len(params[section]["per_layer"])
+        if given != num_layers:
+            raise ParamsError(f"params.yaml: '{section}.per_layer' has {given} entries but the model has {num_layers} "
+                              f"encoder layers: give one mapping per layer ({{}} keeps the defaults)")
 
 
 def _check_model(model_params) -> None:
@@ -129,9 +144,10 @@ def _shell_value(value) -> str:
 
 
 def lookup(params: dict, dotted_key: str):
+    """The value at a dotted key; integer parts index lists (auber.per_layer.3), as DVC reads them."""
     value = params
     for part in dotted_key.split("."):
-        value = value[part]
+        value = value[int(part)] if isinstance(value, list) else value[part]
     return value
 
 
@@ -140,16 +156,23 @@ def hparams_from_keys(params: dict, name_to_key: dict[str, str]) -> StageHparams
     return StageHparams({name: lookup(params, key) for name, key in name_to_key.items()}, dict(name_to_key))
 
 
-def stage_hparams(params: dict, section: str, task: str, extra: dict[str, str] | None = None) -> StageHparams:
-    """`section.default` overlaid with `section.per_task.<task>`, plus `extra` {name: dotted key}.
+def stage_hparams(params: dict, section: str, task: str, extra: dict[str, str] | None = None,
+                  layer: int | None = None) -> StageHparams:
+    """`section.default` overlaid with `section.per_task.<task>` (and, given a layer, `section.per_layer[layer]`),
+    plus `extra` {name: dotted key}.
 
-    DVC tracks every default key and the task's whole override mapping (which validation guarantees exists), so
-    adding an override is seen without regenerating dvc.yaml, and one task's override reruns only that task.
+    DVC tracks every default key and the task's (and layer's) whole override mapping, which validation guarantees
+    exists: adding an override is seen without regenerating dvc.yaml, and one task's (layer's) override reruns
+    only that task (that layer and what depends on it).
     """
-    overrides = params[section]["per_task"][task]
-    name_to_key = {name: f"{section}.per_task.{task}.{name}" if name in overrides else f"{section}.default.{name}"
-                   for name in params[section]["default"]}
+    override_keys = [f"{section}.per_task.{task}"] + ([f"{section}.per_layer.{layer}"] if layer is not None else [])
+    name_to_key = {}
+    for name in params[section]["default"]:
+        name_to_key[name] = f"{section}.default.{name}"
+        for override_key in override_keys:  # later overrides win: a layer's over a task's
+            if name in lookup(params, override_key):
+                name_to_key[name] = f"{override_key}.{name}"
     name_to_key.update(extra or {})
     tracked = {f"{section}.default.{name}" for name in params[section]["default"]}
-    tracked |= {f"{section}.per_task.{task}", *(extra or {}).values()}
+    tracked |= {*override_keys, *(extra or {}).values()}
     return StageHparams({name: lookup(params, key) for name, key in name_to_key.items()}, name_to_key, tracked)

@@ -5,7 +5,7 @@ Snakemake is the only executor. Each DVC stage is one Snakemake job: its command
 `snakemake --allowed-rules <rule> -- <outputs>` (the same shell command on the same paths, with Snakemake's own
 bookkeeping), its deps are the job's inputs (data, checkpoints and the Python modules the stage imports), its
 params are the dotted params.yaml keys the job's hyperparameters were read from, and its outs are the job's
-outputs (`metrics.json` files are declared as DVC metrics). After a successful `snakemake` run, `dvc commit`
+outputs (`*metrics.json` files are declared as DVC metrics, `.csv` tables as DVC plots). After a successful `snakemake` run, `dvc commit`
 records the jobs it built, so `dvc repro` finds nothing to do; a `dvc repro` runs Snakemake itself, so Snakemake
 finds nothing to do afterwards either.
 """
@@ -22,7 +22,9 @@ from pathlib import Path
 PACKAGE = "workflow_scripts"
 PACKAGE_DIR = Path(__file__).resolve().parent
 INVALID_STAGE_NAME_CHARS = set(string.punctuation) - {"_", "-"}  # DVC's rule for stage names
-METRICS_FILENAME = "metrics.json"
+METRICS_SUFFIX = "metrics.json"  # metrics.json, layerwise_metrics.json: DVC metrics
+PLOT_SUFFIX = ".csv"            # per-layer tables under results/: DVC plots
+PLOT_AXES = {"x": "step", "y": "dev_score"}
 
 
 @lru_cache(maxsize=None)
@@ -77,12 +79,15 @@ def stage_from_job(job) -> tuple[str, dict]:
     params = sorted({key for value in hparams for key in value.tracked_keys})
     if params:
         stage["params"] = params
-    outs = [path for path in outputs if os.path.basename(path) != METRICS_FILENAME]
-    metrics = [path for path in outputs if os.path.basename(path) == METRICS_FILENAME]
+    metrics = [path for path in outputs if path.endswith(METRICS_SUFFIX)]
+    plots = [path for path in outputs if path.endswith(PLOT_SUFFIX)]
+    outs = [path for path in outputs if path not in metrics and path not in plots]
     if outs:
         stage["outs"] = outs
     if metrics:
         stage["metrics"] = [{path: {"cache": False}} for path in metrics]
+    if plots:
+        stage["plots"] = [{path: {"cache": False, **PLOT_AXES}} for path in plots]
     return dvc_stage_name(job.rule.name, dict(job.wildcards_dict)), stage
 
 

@@ -34,13 +34,8 @@ def atomic_output_dir(final_path: str):
         raise
 
 
-def write_json(path: str, content, atomic: bool = True) -> None:
-    """Write JSON (sorted keys, indented) through a temporary file and a rename."""
-    text = json.dumps(content, indent=2, sort_keys=True) + "\n"
-    if not atomic:
-        with open(path, "w") as handle:
-            handle.write(text)
-        return
+def write_text(path: str, text: str) -> None:
+    """Write a file through a temporary file and a rename: readers see the old content or the new, never half."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.partial-", dir=directory)
@@ -52,6 +47,11 @@ def write_json(path: str, content, atomic: bool = True) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def write_json(path: str, content) -> None:
+    """Write JSON (sorted keys, indented) atomically."""
+    write_text(path, json.dumps(content, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: str):

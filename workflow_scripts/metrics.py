@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -28,10 +27,14 @@ def matthews_correlation(predictions: np.ndarray, labels: np.ndarray) -> float:
 
 
 def pearson(predictions: np.ndarray, labels: np.ndarray) -> float:
+    from scipy import stats  # imported here: scipy.stats costs every stage a second of start-up
+
     return float(stats.pearsonr(predictions, labels).statistic)
 
 
 def spearman(predictions: np.ndarray, labels: np.ndarray) -> float:
+    from scipy import stats
+
     return float(stats.spearmanr(predictions, labels).statistic)
 
 

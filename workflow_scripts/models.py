@@ -121,3 +121,18 @@ def save_checkpoint(model, tokenizer, folder: str, extra_json: dict[str, dict] |
         tokenizer.save_pretrained(staging)
         for filename, content in (extra_json or {}).items():
             write_json(os.path.join(staging, filename), content)
+
+
+def encoder_depth(model_params: dict) -> int:
+    """Number of encoder layers of the model params.yaml names, read from its config (the DAG's per-layer chain
+    needs it before any job runs). Hub ids read the Hugging Face cache, or the network when online."""
+    if model_params.get("random_init"):
+        return int(model_params["random_init"]["num_hidden_layers"])
+    from transformers import AutoConfig
+
+    kind, location = resolve_model_source(model_params["name"])
+    try:
+        return int(AutoConfig.from_pretrained(location).num_hidden_layers)
+    except OSError as error:
+        raise RuntimeError(f"cannot read the config of model {model_params['name']!r} to size the per-layer chain: "
+                           f"{error}") from error

@@ -24,10 +24,6 @@ class TaskSpec:
     glue_config: str | None = None      # configuration name in nyu-mll/glue
     dev_split: str = DEV                # the split we report (MNLI: validation_matched)
 
-    @property
-    def headline_metric(self) -> str:
-        return self.metrics[0]
-
     def to_json(self) -> dict:
         return asdict(self)
 
