@@ -23,7 +23,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 from workflow_scripts.auber import AuberConfig, search_layer
 from workflow_scripts.dqn import DQNConfig
 from workflow_scripts.latency import cpu_model_name
-from workflow_scripts.layerwise import layer_seed, seeded_subset, split_mini_train_dev
+from workflow_scripts.layerwise import layer_seed, layer_split
 from workflow_scripts.models import load_for_classification
 from workflow_scripts.tasks import TRAIN
 from workflow_scripts.tokenize_task import load_tokenized
@@ -32,11 +32,10 @@ from workflow_scripts.tokenize_task import load_tokenized
 def run_search(args, layer: int, cache: bool) -> tuple[dict, float]:
     dataset_dict, task = load_tokenized(args.data)
     model = load_for_classification(args.model, task["num_labels"])
-    _, mini_dev = split_mini_train_dev(len(dataset_dict[TRAIN]), args.mini_dev_fraction, layer_seed(0, layer, "mini_split"))
-    rows = seeded_subset(mini_dev, args.reward_examples, layer_seed(0, layer, "reward_rows"))
+    _, _, rows = layer_split(len(dataset_dict[TRAIN]), args.mini_dev_fraction, args.reward_examples, args.seed, layer)
     config = AuberConfig(reward_scale=100.0, dqn=DQNConfig(episodes=args.episodes,
                                                            epsilon_decay_actions=args.epsilon_decay_actions,
-                                                           seed=layer_seed(0, layer, "agent")))
+                                                           seed=layer_seed(args.seed, layer, "agent")))
     collate_fn = DataCollatorWithPadding(AutoTokenizer.from_pretrained(args.model))
     started = time.perf_counter()
     log = search_layer(model, layer, dataset_dict[TRAIN].select(rows), task["metrics"][0], args.batch_size,
@@ -54,6 +53,7 @@ def main(argv=None) -> None:
     parser.add_argument("--reward-examples", type=int, default=128, help="mini-dev rows scored per reward")
     parser.add_argument("--mini-dev-fraction", type=float, default=0.6667, help="paper 1:2")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
+    parser.add_argument("--seed", type=int, default=0, help="run seed (params.yaml seed)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

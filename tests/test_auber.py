@@ -6,7 +6,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from workflow_scripts.auber import AuberConfig, head_norms, head_state, search_layer, state_from_norms
 from workflow_scripts.dqn import DQNConfig, train_agent, valid_action_mask
-from workflow_scripts.layerwise import (PrunedHeadsScorer, layer_seed, processing_order, seeded_subset,
+from workflow_scripts.layerwise import (PrunedHeadsScorer, layer_seed, layer_split, processing_order, seeded_subset,
                                         split_mini_train_dev)
 from workflow_scripts.surgery import encoder_layers, prune_heads
 
@@ -168,6 +168,9 @@ def test_mini_split_is_a_seeded_partition_with_the_requested_share():
         split_mini_train_dev(300, 1.0, seed=0)
     subset = seeded_subset(mini_dev, 50, seed=1)
     assert len(subset) == 50 and set(subset) <= set(mini_dev) and subset == sorted(subset)
+    mini_train, mini_dev, reward_rows = layer_split(300, 2 / 3, 50, seed=0, layer_index=2)
+    assert (mini_train, mini_dev) == split_mini_train_dev(300, 2 / 3, seed=layer_seed(0, 2, "mini_split"))
+    assert reward_rows == seeded_subset(mini_dev, 50, seed=layer_seed(0, 2, "reward_rows"))
 
 
 def test_layer_orders():

@@ -63,6 +63,16 @@ def seeded_subset(indices: list[int], max_examples: int | None, seed: int) -> li
     return sorted(indices[i] for i in picked)
 
 
+def layer_split(num_examples: int, mini_dev_fraction: float, reward_max_examples: int | None, seed: int,
+                layer_index: int) -> tuple[list[int], list[int], list[int]]:
+    """(mini_train, mini_dev, reward_rows) of one layer: the training set re-split with the layer's own seed, and
+    the mini-dev rows rewards are scored on. The pipeline and the benchmarks both take their splits from here."""
+    mini_train, mini_dev = split_mini_train_dev(num_examples, mini_dev_fraction,
+                                                layer_seed(seed, layer_index, "mini_split"))
+    reward_rows = seeded_subset(mini_dev, reward_max_examples, layer_seed(seed, layer_index, "reward_rows"))
+    return mini_train, mini_dev, reward_rows
+
+
 class _ReplayInput(nn.Module):
     """Stands in for the encoder layers below l: the first returns the cached input of layer l for the current
     batch, the others pass it through."""

@@ -18,7 +18,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 from .auber import STATE_MATRICES, STATE_NORMS, AuberConfig, search_layer
 from .cli import stage_parser, start_stage
 from .dqn import DQNConfig
-from .layerwise import layer_seed, seeded_subset, split_mini_train_dev
+from .layerwise import layer_seed, layer_split
 from .models import load_for_classification, save_checkpoint
 from .surgery import encoder_layers, prune_heads
 from .tasks import TRAIN
@@ -108,9 +108,8 @@ def main(argv=None) -> None:
     if not 0 <= args.layer < num_layers:
         parser.error(f"--layer {args.layer}: the model has layers 0..{num_layers - 1}")
 
-    mini_train, mini_dev = split_mini_train_dev(len(train_split), args.mini_dev_fraction,
-                                                layer_seed(args.seed, args.layer, "mini_split"))
-    reward_rows = seeded_subset(mini_dev, args.reward_max_examples, layer_seed(args.seed, args.layer, "reward_rows"))
+    mini_train, mini_dev, reward_rows = layer_split(len(train_split), args.mini_dev_fraction,
+                                                    args.reward_max_examples, args.seed, args.layer)
     metric = task["metrics"][0]  # accuracy, or Matthews correlation for CoLA-like tasks
     config = auber_config_from_args(args, layer_seed(args.seed, args.layer, "agent"))
     logger.info("layer %d: %d heads, mini-train %d / mini-dev %d (rewards on %d), reward metric %s",
