@@ -1,5 +1,6 @@
 # BERT compression workflow. Parameters: params.yaml (validated before any work). Rules: rules/*.smk.
-#   snakemake --cores all                       # the whole pipeline on the embedded default
+#   snakemake --cores all                       # the whole pipeline on the embedded default (every seed)
+#   snakemake --cores all main                  # what `make run` builds: every method once (the first seed)
 #   snakemake --cores all models/gen_mrpc/base/evaluate/metrics.json   # one target and what it needs
 # dvc.yaml is generated from this DAG (`make dvc.yaml`); `dvc repro` runs the same jobs through Snakemake.
 
@@ -9,8 +10,18 @@ include: "rules/finetune.smk"
 include: "rules/head_pruning.smk"
 
 
+def comparison_report(scope):
+    return [f"results/comparison/{scope}/report.html"] if HEAD_PRUNING_TASKS else []
+
+
 rule all:
     input:
         expand("models/{task}/base/evaluate/metrics.json", task=TASKS),
-        expand("models/{task}/{method}/evaluate/metrics.json", task=HEAD_PRUNING_TASKS, method=HEAD_PRUNING_METHODS),
-        expand("results/{task}/{method}/dev_by_layer.csv", task=HEAD_PRUNING_TASKS, method=HEAD_PRUNING_METHODS),
+        comparison_report("first_seed"),
+        comparison_report("all_seeds"),
+
+
+rule main:
+    input:
+        expand("models/{task}/base/evaluate/metrics.json", task=TASKS),
+        comparison_report("first_seed"),

@@ -4,7 +4,9 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from workflow_scripts.config import ParamsError, check_per_layer, hparams_from_keys, stage_hparams, validate_params
+from workflow_scripts.config import (COMPETITOR_ALGORITHMS, ParamsError, check_per_layer, hparams_from_keys,
+                                    method_algorithm, method_layer_order, method_overrides_key, stage_hparams,
+                                    validate_params)
 from workflow_scripts.dag import adopt_into_dvc, code_files
 from workflow_scripts.layerwise import processing_order
 from workflow_scripts.models import encoder_depth
@@ -23,18 +25,21 @@ except (ParamsError, RuntimeError) as error:
 TASKS = config["tasks"]
 HEAD_PRUNING_METHODS = config["head_pruning"]["methods"]
 HEAD_PRUNING_TASKS = config["head_pruning"]["tasks"]
-# Layers in the order the head-pruning chains process them (bottom_up: 0, 1, ...; top_down: the reverse).
-LAYER_ORDER = processing_order(NUM_LAYERS, config["head_pruning"]["layer_order"])
-# The checkpoint each method ends with; `evaluate` scores it. Method families add their entry here.
-FINAL_STAGE_OF_METHOD = {"base": "finetune_initial", **{method: "finetune_final" for method in HEAD_PRUNING_METHODS}}
+HEAD_PRUNING_SEEDS = config["head_pruning"]["seeds"]
+# Layers in the order each head-pruning method processes them (bottom_up: 0, 1, ...; top_down: the reverse).
+LAYER_ORDER = {method: processing_order(NUM_LAYERS, method_layer_order(config, method))
+               for method in HEAD_PRUNING_METHODS}
+# The checkpoint each single-run method ends with; `evaluate` scores it. Method families add their entry here.
+FINAL_STAGE_OF_METHOD = {"base": "finetune_initial"}
 # The interpreter running Snakemake (the project's venv) runs the stage CLIs too.
 PYTHON = sys.executable
 
 
 wildcard_constraints:
     task="|".join(TASKS),
-    method="|".join(FINAL_STAGE_OF_METHOD),
+    method="|".join([*FINAL_STAGE_OF_METHOD, *HEAD_PRUNING_METHODS]),
     layer=r"\d+",
+    seed=r"\d+",
 
 
 def final_checkpoint(wildcards):

@@ -22,6 +22,10 @@ rule finetune_initial:
         "{params.hp} --threads {threads} --log-file {log}"
 
 
+EVALUATE_COMMAND = ("{PYTHON} -m workflow_scripts.evaluate --model {input.model} --data {input.data} --output {output} "
+                    "{params.hp} --threads {threads} --log-file {log}")
+
+
 # ---- evaluate: dev metrics (and test, when labelled) of a method's final checkpoint -> DVC metrics -------------
 rule evaluate:
     input:
@@ -34,9 +38,10 @@ rule evaluate:
         hp=lambda wildcards: hparams_from_keys(config, {"batch_size": "evaluate.batch_size"}),
     log:
         "logs/evaluate/{task}-{method}.log",
+    wildcard_constraints:
+        method="|".join(FINAL_STAGE_OF_METHOD),
     threads: workflow.cores
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m workflow_scripts.evaluate --model {input.model} --data {input.data} --output {output} "
-        "{params.hp} --threads {threads} --log-file {log}"
+        EVALUATE_COMMAND

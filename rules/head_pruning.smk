@@ -1,8 +1,19 @@
-# Layer-by-layer head pruning (AUBER): for each task and method, a chain of cached targets, one pair per layer,
-#   models/{task}/{method}/layer_{l}/prune     <- the previous layer's fine-tuned checkpoint (or finetune_initial)
-#   models/{task}/{method}/layer_{l}/finetune  <- that checkpoint, fine-tuned on the layer's mini-train
-# then finetune_final (early stopping on a share of train), `evaluate`, and report_layers (per-layer dev plot).
-# `snakemake models/gen_mrpc/auber/layer_3/finetune` builds exactly the chain up to layer 3.
+# Layer-by-layer head pruning: AUBER, its competitors and its ablations. For each task, method and seed, a chain of
+# cached targets, one pair per layer,
+#   models/{task}/{method}/seed_{seed}/layer_{l}/prune     <- the previous layer's fine-tuned checkpoint
+#   models/{task}/{method}/seed_{seed}/layer_{l}/finetune  <- that checkpoint, fine-tuned on the layer's mini-train
+# then finetune_final (early stopping on a share of train), evaluate_chain, and report_layers (per-layer dev plot).
+# Every chain starts from the same fine-tuned model (models/{task}/base/finetune_initial); the seed changes the
+# splits, the agent, the random draws and the fine-tunes' shuffling. A competitor's layer l prunes as many heads
+# as AUBER's layer l did for the same task and seed (or what a global ranking picked), so only the heads differ.
+# `snakemake models/gen_mrpc/auber/seed_0/layer_3/finetune` builds exactly the chain up to layer 3.
+#
+# Chain jobs run on one thread each: on a CPU box `--cores N` runs N of them at once, which is worth more than
+# threads inside one (a layer fine-tune takes 28 s on one thread, 27 s on two), and results do not depend on N.
+
+
+def run_folder(wildcards):
+    return f"models/{wildcards.task}/{wildcards.method}/seed_{wildcards.seed}"
 
 
 def chain_start(wildcards):
@@ -10,16 +21,40 @@ def chain_start(wildcards):
 
 
 def layer_checkpoint(wildcards, layer):
-    return f"models/{wildcards.task}/{wildcards.method}/layer_{layer}/finetune"
+    return f"{run_folder(wildcards)}/layer_{layer}/finetune"
 
 
 def previous_checkpoint(wildcards):
     """What layer l's pruning starts from: the checkpoint after the layer processed before it."""
+    order = LAYER_ORDER[wildcards.method]
     layer = int(wildcards.layer)
-    if layer not in LAYER_ORDER:
+    if layer not in order:
         raise WorkflowError(f"layer {layer} does not exist: the model has layers 0..{NUM_LAYERS - 1}")
-    position = LAYER_ORDER.index(layer)
-    return chain_start(wildcards) if position == 0 else layer_checkpoint(wildcards, LAYER_ORDER[position - 1])
+    position = order.index(layer)
+    return chain_start(wildcards) if position == 0 else layer_checkpoint(wildcards, order[position - 1])
+
+
+def competitor_budget(wildcards):
+    """A competitor's budget for layer l: AUBER's decision at that layer (same task and seed), or the global
+    ranking; nothing for AUBER and its ablations."""
+    if method_algorithm(config, wildcards.method) not in COMPETITOR_ALGORITHMS:
+        return []
+    if config["competitors"]["budget"] == "global_ranking":
+        return f"{run_folder(wildcards)}/global_ranking.json"
+    return f"models/{wildcards.task}/auber/seed_{wildcards.seed}/layer_{wildcards.layer}/prune"
+
+
+def prune_hparams(wildcards):
+    shared = {"mini_dev_fraction": "head_pruning.mini_dev_fraction", "batch_size": "evaluate.batch_size",
+              "attn_implementation": "model.attn_implementation"}
+    if method_algorithm(config, wildcards.method) == "auber":
+        return stage_hparams(config, "auber", wildcards.task, layer=int(wildcards.layer), extra=shared,
+                             overrides_key=method_overrides_key(config, wildcards.method))
+    return hparams_from_keys(config, {**shared, **COMPETITOR_KEYS})
+
+
+COMPETITOR_KEYS = {"score_max_examples": "competitors.score_max_examples",
+                   **{f"voita_{name}": f"competitors.voita.{name}" for name in config["competitors"]["voita"]}}
 
 
 # ---- prune_layer: the method chooses heads of layer l on mini-dev; the checkpoint is pruned physically ---------
@@ -27,95 +62,175 @@ rule prune_layer:
     input:
         model=previous_checkpoint,
         data="data/{task}/tokenized",
+        budget=competitor_budget,
         code=code("prune_layer"),
     output:
-        directory("models/{task}/{method}/layer_{layer}/prune"),
+        directory("models/{task}/{method}/seed_{seed}/layer_{layer}/prune"),
     params:
-        hp=lambda wildcards: stage_hparams(config, "auber", wildcards.task, layer=int(wildcards.layer), extra={
-            "seed": "seed", "mini_dev_fraction": "head_pruning.mini_dev_fraction",
-            "batch_size": "evaluate.batch_size", "attn_implementation": "model.attn_implementation"}),
+        hp=prune_hparams,
+        algorithm=lambda wildcards: method_algorithm(config, wildcards.method),
+        budget=lambda wildcards, input: f"--budget {input.budget}" if input.budget else "",
+        layer_order=lambda wildcards: method_layer_order(config, wildcards.method),
     log:
-        "logs/prune_layer/{task}-{method}-{layer}.log",
-    wildcard_constraints:
-        method="|".join(HEAD_PRUNING_METHODS),
-    threads: workflow.cores
+        "logs/prune_layer/{task}-{method}-seed_{seed}-{layer}.log",
+    threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=6000,
     shell:
-        "{PYTHON} -m workflow_scripts.prune_layer --method {wildcards.method} --layer {wildcards.layer} "
-        "--model {input.model} --data {input.data} --output {output} {params.hp} --threads {threads} --log-file {log}"
+        "{PYTHON} -m workflow_scripts.prune_layer --method {params.algorithm} --method-name {wildcards.method} "
+        "--layer {wildcards.layer} --seed {wildcards.seed} --layer-order {params.layer_order} --model {input.model} "
+        "--data {input.data} --output {output} {params.budget} {params.hp} --threads {threads} --log-file {log}"
+
+
+# ---- global_ranking: competitors.budget = global_ranking; one ranking over all heads of the starting model ------
+rule global_ranking:
+    input:
+        model=chain_start,
+        data="data/{task}/tokenized",
+        auber=lambda wildcards: [f"models/{wildcards.task}/auber/seed_{wildcards.seed}/layer_{layer}/prune"
+                                 for layer in range(NUM_LAYERS)],
+        code=code("global_ranking"),
+    output:
+        "models/{task}/{method}/seed_{seed}/global_ranking.json",
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, {
+            "mini_dev_fraction": "head_pruning.mini_dev_fraction", "batch_size": "evaluate.batch_size",
+            "attn_implementation": "model.attn_implementation", **COMPETITOR_KEYS}),
+    log:
+        "logs/global_ranking/{task}-{method}-seed_{seed}.log",
+    wildcard_constraints:
+        method="|".join(m for m in HEAD_PRUNING_METHODS if m in COMPETITOR_ALGORITHMS) or "no_competitor",
+    threads: 1
+    resources:
+        mem_mb=6000,
+    shell:
+        "{PYTHON} -m workflow_scripts.global_ranking --method {wildcards.method} --seed {wildcards.seed} "
+        "--model {input.model} --data {input.data} --auber-searches {input.auber} --output {output} {params.hp} "
+        "--threads {threads} --log-file {log}"
 
 
 # ---- finetune_layer: the pruned checkpoint fine-tuned on the layer's mini-train at a small rate (paper: 2e-6) ---
 rule finetune_layer:
     input:
-        model="models/{task}/{method}/layer_{layer}/prune",
+        model="models/{task}/{method}/seed_{seed}/layer_{layer}/prune",
         data="data/{task}/tokenized",
         code=code("finetune"),
     output:
-        directory("models/{task}/{method}/layer_{layer}/finetune"),
+        directory("models/{task}/{method}/seed_{seed}/layer_{layer}/finetune"),
     params:
         hp=lambda wildcards: stage_hparams(config, "finetune_layer", wildcards.task, extra={
-            "seed": "seed", "attn_implementation": "model.attn_implementation"}),
+            "attn_implementation": "model.attn_implementation"}),
     log:
-        "logs/finetune_layer/{task}-{method}-{layer}.log",
-    wildcard_constraints:
-        method="|".join(HEAD_PRUNING_METHODS),
-    threads: workflow.cores
+        "logs/finetune_layer/{task}-{method}-seed_{seed}-{layer}.log",
+    threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=6000,
     shell:
         "{PYTHON} -m workflow_scripts.finetune --model {input.model} --data {input.data} --output {output} "
-        "--train-indices {input.model}/mini_split.json {params.hp} --threads {threads} --log-file {log}"
+        "--train-indices {input.model}/mini_split.json --seed {wildcards.seed} {params.hp} --threads {threads} "
+        "--log-file {log}"
 
 
 # ---- finetune_final: after the last layer, the training set with early stopping on a held-out share of it ------
 rule finetune_final:
     input:
-        model=lambda wildcards: layer_checkpoint(wildcards, LAYER_ORDER[-1]),
+        model=lambda wildcards: layer_checkpoint(wildcards, LAYER_ORDER[wildcards.method][-1]),
         data="data/{task}/tokenized",
         code=code("finetune"),
     output:
-        directory("models/{task}/{method}/finetune_final"),
+        directory("models/{task}/{method}/seed_{seed}/finetune_final"),
     params:
         hp=lambda wildcards: stage_hparams(config, "finetune_final", wildcards.task, extra={
-            "seed": "seed", "attn_implementation": "model.attn_implementation",
-            "eval_batch_size": "evaluate.batch_size"}),
+            "attn_implementation": "model.attn_implementation", "eval_batch_size": "evaluate.batch_size"}),
     log:
-        "logs/finetune_final/{task}-{method}.log",
-    wildcard_constraints:
-        method="|".join(HEAD_PRUNING_METHODS),
-    threads: workflow.cores
+        "logs/finetune_final/{task}-{method}-seed_{seed}.log",
+    threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=6000,
     shell:
         "{PYTHON} -m workflow_scripts.finetune --model {input.model} --data {input.data} --output {output} "
-        "{params.hp} --threads {threads} --log-file {log}"
+        "--seed {wildcards.seed} {params.hp} --threads {threads} --log-file {log}"
+
+
+# ---- evaluate_chain: dev (and test) metrics of the chain's final checkpoint -> DVC metrics ----------------------
+rule evaluate_chain:
+    input:
+        model="models/{task}/{method}/seed_{seed}/finetune_final",
+        data="data/{task}/tokenized",
+        code=code("evaluate"),
+    output:
+        "models/{task}/{method}/seed_{seed}/evaluate/metrics.json",
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, {"batch_size": "evaluate.batch_size"}),
+    log:
+        "logs/evaluate/{task}-{method}-seed_{seed}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        EVALUATE_COMMAND
 
 
 # ---- report_layers: dev score after every layer (a DVC plot) and what each layer's search did ------------------
 rule report_layers:
     input:
         initial=chain_start,
-        pruned=lambda wildcards: [f"models/{wildcards.task}/{wildcards.method}/layer_{layer}/prune"
-                                  for layer in LAYER_ORDER],
-        finetuned=lambda wildcards: [layer_checkpoint(wildcards, layer) for layer in LAYER_ORDER],
-        final="models/{task}/{method}/finetune_final",
+        pruned=lambda wildcards: [f"{run_folder(wildcards)}/layer_{layer}/prune" for layer in LAYER_ORDER[wildcards.method]],
+        finetuned=lambda wildcards: [layer_checkpoint(wildcards, layer) for layer in LAYER_ORDER[wildcards.method]],
+        final="models/{task}/{method}/seed_{seed}/finetune_final",
         data="data/{task}/tokenized",
         code=code("report_layers"),
     output:
-        plot="results/{task}/{method}/dev_by_layer.csv",
-        metrics="results/{task}/{method}/layerwise_metrics.json",
+        plot="results/{task}/{method}/seed_{seed}/dev_by_layer.csv",
+        metrics="results/{task}/{method}/seed_{seed}/layerwise_metrics.json",
     params:
         hp=lambda wildcards: hparams_from_keys(config, {"batch_size": "evaluate.batch_size"}),
     log:
-        "logs/report_layers/{task}-{method}.log",
-    wildcard_constraints:
-        method="|".join(HEAD_PRUNING_METHODS),
-    threads: workflow.cores
+        "logs/report_layers/{task}-{method}-seed_{seed}.log",
+    threads: 1
     resources:
         mem_mb=4000,
     shell:
         "{PYTHON} -m workflow_scripts.report_layers --data {input.data} --initial {input.initial} "
         "--pruned {input.pruned} --finetuned {input.finetuned} --final {input.final} "
         "--output-plot {output.plot} --output-metrics {output.metrics} {params.hp} --threads {threads} --log-file {log}"
+
+
+# ---- compare_methods: the paper's table (mean +- std over seeds), plots, heatmaps, an HTML page ----------------
+# results/comparison/all_seeds: every seed in head_pruning.seeds (`snakemake --cores N`, `dvc repro`);
+# results/comparison/first_seed: the first seed only (`make run`, within its time budget).
+COMPARISON_SCOPES = {"all_seeds": HEAD_PRUNING_SEEDS, "first_seed": HEAD_PRUNING_SEEDS[:1]}
+
+
+def comparison_runs(wildcards, kind):
+    files = {"evaluation": "models/{task}/{method}/seed_{seed}/evaluate/metrics.json",
+             "layerwise": "results/{task}/{method}/seed_{seed}/layerwise_metrics.json"}[kind]
+    return [files.format(task=task, method=method, seed=seed) for task in HEAD_PRUNING_TASKS
+            for method in HEAD_PRUNING_METHODS for seed in COMPARISON_SCOPES[wildcards.scope]]
+
+
+rule compare_methods:
+    input:
+        base=expand("models/{task}/base/evaluate/metrics.json", task=HEAD_PRUNING_TASKS),
+        evaluations=lambda wildcards: comparison_runs(wildcards, "evaluation"),
+        layerwise=lambda wildcards: comparison_runs(wildcards, "layerwise"),
+        code=code("compare_methods"),
+    output:
+        table="results/comparison/{scope}/table.csv",
+        markdown="results/comparison/{scope}/table.md",
+        metrics="results/comparison/{scope}/comparison_metrics.json",
+        html="results/comparison/{scope}/report.html",
+        plots=expand("results/comparison/{{scope}}/plots/dev_by_layer_{task}_{method}.csv",
+                     task=HEAD_PRUNING_TASKS, method=HEAD_PRUNING_METHODS),
+        heatmaps=expand("results/comparison/{{scope}}/plots/heads_{task}_{method}_heatmap.csv",
+                        task=HEAD_PRUNING_TASKS, method=HEAD_PRUNING_METHODS),
+    log:
+        "logs/compare_methods/{scope}.log",
+    wildcard_constraints:
+        scope="|".join(COMPARISON_SCOPES),
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "{PYTHON} -m workflow_scripts.compare_methods --base {input.base} --evaluations {input.evaluations} "
+        "--layerwise {input.layerwise} --output-dir results/comparison/{wildcards.scope} --log-file {log}"

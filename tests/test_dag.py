@@ -80,9 +80,9 @@ def planned_jobs(workdir, target) -> list[tuple[str, str]]:
 
 
 def test_a_layer_target_builds_exactly_the_chain_up_to_that_layer(tmp_path):
-    jobs = planned_jobs(symlinked_workflow(tmp_path), "models/gen_mrpc/auber/layer_3/finetune")
+    jobs = planned_jobs(symlinked_workflow(tmp_path), "models/gen_mrpc/auber/seed_0/layer_3/finetune")
     chain = [output for rule, output in jobs if rule in ("prune_layer", "finetune_layer")]
-    assert sorted(chain) == sorted(f"models/gen_mrpc/auber/layer_{layer}/{stage}"
+    assert sorted(chain) == sorted(f"models/gen_mrpc/auber/seed_0/layer_{layer}/{stage}"
                                    for layer in range(4) for stage in ("prune", "finetune"))
     assert {rule for rule, _ in jobs} == {"fetch_model", "prepare_task", "tokenize_task", "finetune_initial",
                                           "prune_layer", "finetune_layer"}
@@ -90,28 +90,72 @@ def test_a_layer_target_builds_exactly_the_chain_up_to_that_layer(tmp_path):
 
 def test_top_down_order_starts_the_chain_at_the_last_layer(tmp_path):
     workdir = symlinked_workflow(tmp_path, head_pruning={"layer_order": "top_down"})
-    chain = [output for rule, output in planned_jobs(workdir, "models/gen_cola/auber/layer_3/prune")
+    chain = [output for rule, output in planned_jobs(workdir, "models/gen_cola/auber/seed_0/layer_3/prune")
              if rule == "prune_layer"]
-    assert sorted(chain) == [f"models/gen_cola/auber/layer_{layer}/prune" for layer in (3, 4, 5)]
-    final = planned_jobs(workdir, "models/gen_cola/auber/finetune_final")
-    assert ("finetune_layer", "models/gen_cola/auber/layer_0/finetune") in final  # the last one processed
+    assert sorted(chain) == [f"models/gen_cola/auber/seed_0/layer_{layer}/prune" for layer in (3, 4, 5)]
+    final = planned_jobs(workdir, "models/gen_cola/auber/seed_0/finetune_final")
+    assert ("finetune_layer", "models/gen_cola/auber/seed_0/layer_0/finetune") in final  # the last one processed
 
 
 def test_dvc_runs_the_same_chain_for_a_layer_stage():
     stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
-    assert stages["prune_layer-gen_cola-auber-3"]["deps"][0] == "data/gen_cola/tokenized"
-    assert "models/gen_cola/auber/layer_2/finetune" in stages["prune_layer-gen_cola-auber-3"]["deps"]
-    assert "models/gen_cola/base/finetune_initial" in stages["prune_layer-gen_cola-auber-0"]["deps"]
-    assert "auber.per_layer.3" in stages["prune_layer-gen_cola-auber-3"]["params"]
-    assert "auber.per_layer.2" not in stages["prune_layer-gen_cola-auber-3"]["params"]
-    assert stages["report_layers-gen_cola-auber"]["plots"] == [
-        {"results/gen_cola/auber/dev_by_layer.csv": {"cache": False, "x": "step", "y": "dev_score"}}]
-    result = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot", "finetune_layer-gen_cola-auber-3"],
+    assert stages["prune_layer-gen_cola-auber-0-3"]["deps"][0] == "data/gen_cola/tokenized"
+    assert "models/gen_cola/auber/seed_0/layer_2/finetune" in stages["prune_layer-gen_cola-auber-0-3"]["deps"]
+    assert "models/gen_cola/base/finetune_initial" in stages["prune_layer-gen_cola-auber-0-0"]["deps"]
+    assert "auber.per_layer.3" in stages["prune_layer-gen_cola-auber-0-3"]["params"]
+    assert "auber.per_layer.2" not in stages["prune_layer-gen_cola-auber-0-3"]["params"]
+    assert stages["report_layers-gen_cola-auber-0"]["plots"] == [
+        {"results/gen_cola/auber/seed_0/dev_by_layer.csv": {"cache": False, "x": "step", "y": "dev_score"}}]
+    result = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot", "finetune_layer-gen_cola-auber-0-3"],
                             cwd=REPO_ROOT, env=command_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     upstream = {name.strip('"') for name in __import__("re").findall(r'"([^"]+)"', result.stdout)}
-    assert {f"prune_layer-gen_cola-auber-{layer}" for layer in range(4)} <= upstream
-    assert "prune_layer-gen_cola-auber-4" not in upstream and "finetune_initial-gen_cola" in upstream
+    assert {f"prune_layer-gen_cola-auber-0-{layer}" for layer in range(4)} <= upstream
+    assert "prune_layer-gen_cola-auber-0-4" not in upstream and "finetune_initial-gen_cola" in upstream
+
+
+def test_a_competitor_prunes_after_auber_decided_that_layer_for_the_same_seed(tmp_path):
+    jobs = planned_jobs(symlinked_workflow(tmp_path), "models/gen_cola/michel/seed_2/layer_1/prune")
+    pruned = sorted(output for rule, output in jobs if rule == "prune_layer")
+    # AUBER's layers 0 and 1 give the budgets; michel's own layer 0 gives the checkpoint; nothing above layer 1
+    assert pruned == ["models/gen_cola/auber/seed_2/layer_0/prune", "models/gen_cola/auber/seed_2/layer_1/prune",
+                      "models/gen_cola/michel/seed_2/layer_0/prune", "models/gen_cola/michel/seed_2/layer_1/prune"]
+
+
+def test_a_global_ranking_needs_every_layer_of_auber_and_fixes_the_budget_once(tmp_path):
+    workdir = symlinked_workflow(tmp_path, competitors={"budget": "global_ranking"})
+    jobs = planned_jobs(workdir, "models/gen_cola/random/seed_0/layer_0/prune")
+    assert ("global_ranking", "models/gen_cola/random/seed_0/global_ranking.json") in jobs
+    assert {output for rule, output in jobs if rule == "prune_layer"} == {
+        *(f"models/gen_cola/auber/seed_0/layer_{layer}/prune" for layer in range(6)),
+        "models/gen_cola/random/seed_0/layer_0/prune"}
+
+
+def test_the_reverse_ablation_runs_top_down_while_auber_runs_bottom_up(tmp_path):
+    jobs = planned_jobs(symlinked_workflow(tmp_path), "models/gen_cola/auber_reverse/seed_0/finetune_final")
+    assert ("finetune_layer", "models/gen_cola/auber_reverse/seed_0/layer_0/finetune") in jobs
+    assert not any("models/gen_cola/auber/" in output for _, output in jobs)
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    reverse = stages["prune_layer-gen_cola-auber_reverse-0-4"]
+    assert "models/gen_cola/auber_reverse/seed_0/layer_5/finetune" in reverse["deps"]
+    assert "head_pruning.ablations.auber_reverse" in reverse["params"]
+    query = stages["prune_layer-gen_cola-auber_query-1-0"]
+    assert "head_pruning.ablations.auber_query" in query["params"]
+    assert "head_pruning.ablations.auber_query" not in stages["prune_layer-gen_cola-auber-1-0"]["params"]
+
+
+def test_the_comparison_report_reads_every_method_and_seed_and_declares_its_plots():
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    report = stages["compare_methods-all_seeds"]
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["head_pruning"]
+    runs = {dep for dep in report["deps"] if dep.endswith("/evaluate/metrics.json") and "/seed_" in dep}
+    assert len(runs) == len(params["methods"]) * len(params["seeds"]) * len(params["tasks"])
+    plots = {path: spec for entry in report["plots"] for path, spec in entry.items()}
+    assert plots["results/comparison/all_seeds/plots/heads_gen_cola_auber_heatmap.csv"]["template"] == "confusion"
+    assert plots["results/comparison/all_seeds/plots/dev_by_layer_gen_cola_voita.csv"]["y"] == "dev_score"
+    assert report["metrics"] == [{"results/comparison/all_seeds/comparison_metrics.json": {"cache": False}}]
+    first = stages["compare_methods-first_seed"]
+    assert not any("/seed_1/" in dep for dep in first["deps"])
 
 
 def test_per_layer_overrides_must_cover_every_layer_of_the_model(tmp_path):

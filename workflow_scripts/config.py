@@ -20,6 +20,9 @@ from .tasks import TASKS
 PER_TASK_SECTIONS = ("finetune_initial", "finetune_layer", "finetune_final", "auber")
 # Sections that also have `per_layer` overrides: a list with one mapping per encoder layer (maybe {}).
 PER_LAYER_SECTIONS = ("auber",)
+# How head-pruning methods choose heads; any other name in head_pruning.methods is an AUBER ablation.
+HEAD_PRUNING_ALGORITHMS = ("auber", "random", "confidence", "michel", "voita")
+COMPETITOR_ALGORITHMS = HEAD_PRUNING_ALGORITHMS[1:]  # they take their budget from AUBER's chain
 
 
 class ParamsError(ValueError):
@@ -69,6 +72,7 @@ def validate_params(params) -> None:
     if error is not None:
         raise ParamsError(f"params.yaml: {_schema_error_message(error)}")
     _check_tasks(params)
+    _check_head_pruning_methods(params["head_pruning"])
     _check_model(params["model"])
     _check_glue_source(params)
 
@@ -90,6 +94,38 @@ def _check_tasks(params) -> None:
             if task not in params[section]["per_task"]:
                 raise ParamsError(f"params.yaml: '{section}.per_task' has no entry for task {task!r} "
                                   f"(add `{task}: {{}}` to keep every default)")
+
+
+def _check_head_pruning_methods(head_pruning: dict) -> None:
+    ablations = head_pruning["ablations"]
+    for name in ablations:
+        if name in HEAD_PRUNING_ALGORITHMS:
+            raise ParamsError(f"params.yaml: 'head_pruning.ablations.{name}': {name!r} is a method of its own; "
+                              "give the ablation another name")
+    for position, method in enumerate(head_pruning["methods"]):
+        if method not in HEAD_PRUNING_ALGORITHMS and method not in ablations:
+            raise ParamsError(f"params.yaml: 'head_pruning.methods[{position}]': unknown method {method!r} (known: "
+                              f"{', '.join(HEAD_PRUNING_ALGORITHMS)}, or a name in head_pruning.ablations)")
+    if "auber" not in head_pruning["methods"]:
+        needs_auber = [m for m in head_pruning["methods"] if m in COMPETITOR_ALGORITHMS]
+        if needs_auber:
+            raise ParamsError(f"params.yaml: 'head_pruning.methods': {', '.join(needs_auber)} prune as many heads "
+                              "as AUBER did for the same task and seed: add auber to the methods")
+
+
+def method_algorithm(params: dict, method: str) -> str:
+    """auber, a competitor, or auber for an ablation."""
+    return method if method in HEAD_PRUNING_ALGORITHMS else "auber"
+
+
+def method_overrides_key(params: dict, method: str) -> str | None:
+    """The dotted key of an ablation's overrides of `auber`, None for the other methods."""
+    return f"head_pruning.ablations.{method}" if method in params["head_pruning"]["ablations"] else None
+
+
+def method_layer_order(params: dict, method: str) -> str:
+    overrides = params["head_pruning"]["ablations"].get(method, {})
+    return overrides.get("layer_order", params["head_pruning"]["layer_order"])
 
 
 def check_per_layer(params: dict, num_layers: int) -> None:
@@ -157,19 +193,20 @@ def hparams_from_keys(params: dict, name_to_key: dict[str, str]) -> StageHparams
 
 
 def stage_hparams(params: dict, section: str, task: str, extra: dict[str, str] | None = None,
-                  layer: int | None = None) -> StageHparams:
-    """`section.default` overlaid with `section.per_task.<task>` (and, given a layer, `section.per_layer[layer]`),
-    plus `extra` {name: dotted key}.
+                  layer: int | None = None, overrides_key: str | None = None) -> StageHparams:
+    """`section.default` overlaid with `section.per_task.<task>` (and, given a layer, `section.per_layer[layer]`,
+    and, given `overrides_key`, the mapping there: an ablation's), plus `extra` {name: dotted key}.
 
     DVC tracks every default key and the task's (and layer's) whole override mapping, which validation guarantees
     exists: adding an override is seen without regenerating dvc.yaml, and one task's (layer's) override reruns
     only that task (that layer and what depends on it).
     """
     override_keys = [f"{section}.per_task.{task}"] + ([f"{section}.per_layer.{layer}"] if layer is not None else [])
+    override_keys += [overrides_key] if overrides_key else []
     name_to_key = {}
     for name in params[section]["default"]:
         name_to_key[name] = f"{section}.default.{name}"
-        for override_key in override_keys:  # later overrides win: a layer's over a task's
+        for override_key in override_keys:  # later overrides win: a layer's over a task's, an ablation's over all
             if name in lookup(params, override_key):
                 name_to_key[name] = f"{override_key}.{name}"
     name_to_key.update(extra or {})

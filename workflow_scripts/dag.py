@@ -5,7 +5,7 @@ Snakemake is the only executor. Each DVC stage is one Snakemake job: its command
 `snakemake --allowed-rules <rule> -- <outputs>` (the same shell command on the same paths, with Snakemake's own
 bookkeeping), its deps are the job's inputs (data, checkpoints and the Python modules the stage imports), its
 params are the dotted params.yaml keys the job's hyperparameters were read from, and its outs are the job's
-outputs (`*metrics.json` files are declared as DVC metrics, `.csv` tables as DVC plots). After a successful `snakemake` run, `dvc commit`
+outputs (`*metrics.json` files are declared as DVC metrics, `.csv` tables as DVC plots, `_heatmap.csv` with the confusion template). After a successful `snakemake` run, `dvc commit`
 records the jobs it built, so `dvc repro` finds nothing to do; a `dvc repro` runs Snakemake itself, so Snakemake
 finds nothing to do afterwards either.
 """
@@ -25,6 +25,8 @@ INVALID_STAGE_NAME_CHARS = set(string.punctuation) - {"_", "-"}  # DVC's rule fo
 METRICS_SUFFIX = "metrics.json"  # metrics.json, layerwise_metrics.json: DVC metrics
 PLOT_SUFFIX = ".csv"            # per-layer tables under results/: DVC plots
 PLOT_AXES = {"x": "step", "y": "dev_score"}
+HEATMAP_SUFFIX = "_heatmap.csv"  # one row per pruned (layer, head): DVC's confusion template counts them
+HEATMAP_AXES = {"template": "confusion", "x": "layer", "y": "head"}
 
 
 @lru_cache(maxsize=None)
@@ -87,7 +89,8 @@ def stage_from_job(job) -> tuple[str, dict]:
     if metrics:
         stage["metrics"] = [{path: {"cache": False}} for path in metrics]
     if plots:
-        stage["plots"] = [{path: {"cache": False, **PLOT_AXES}} for path in plots]
+        stage["plots"] = [{path: {"cache": False, **(HEATMAP_AXES if path.endswith(HEATMAP_SUFFIX) else PLOT_AXES)}}
+                          for path in plots]
     return dvc_stage_name(job.rule.name, dict(job.wildcards_dict)), stage
 
 

@@ -5,12 +5,19 @@ mini-dev; the search scores candidates on mini-dev only. Writes a Hugging Face f
 search_log.json (decision, mini-dev score before and after, per-episode return / loss / epsilon, reward-cache
 hit rate) and mini_split.json (the indices of both parts; finetune_layer trains on mini-train).
 
-Methods: auber (the DQN agent of AUBER).
+Methods: auber (the DQN agent of AUBER; its ablations are auber with other parameters) and the competitors of
+head_importance (random, confidence, michel, voita). A competitor prunes as many heads as its budget says: the
+count AUBER pruned in this layer for the same task and seed (--budget: AUBER's prune folder of the layer), or the
+heads a global ranking picked for the layer (--budget: global_ranking.json). It scores the heads of the current
+checkpoint on mini-dev (confidence, michel) or trains gates on mini-train (voita), and prunes the lowest.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import time
+
+import numpy as np
 
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, DataCollatorWithPadding
@@ -18,14 +25,16 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 from .auber import STATE_MATRICES, STATE_NORMS, AuberConfig, search_layer
 from .cli import stage_parser, start_stage
 from .dqn import DQNConfig
-from .layerwise import layer_seed, layer_split
+from .head_importance import COMPETITORS, ConcreteGateConfig, lowest_positions, score_heads
+from .io_utils import read_json
+from .layerwise import PrunedHeadsScorer, layer_seed, layer_split, seeded_subset
 from .models import load_for_classification, save_checkpoint
-from .surgery import encoder_layers, prune_heads
+from .surgery import encoder_layers, kept_head_ids, prune_heads
 from .tasks import TRAIN
 from .tokenize_task import load_tokenized
 from .training import seed_everything
 
-METHODS = ("auber",)
+METHODS = ("auber", *COMPETITORS)
 
 
 def json_value(text: str):
@@ -82,6 +91,79 @@ def episode_progress(layer: int, episodes: int):
     return report
 
 
+def add_competitor_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("competitors (from params.yaml competitors.*)")
+    group.add_argument("--budget", default=None,
+                       help="AUBER's prune folder of this layer (prune as many heads as it did) or a "
+                            "global_ranking.json (prune the heads it lists for this layer)")
+    group.add_argument("--score-max-examples", type=json_value, default=None,
+                       help="score heads on N seeded mini-dev rows (null: all of mini-dev)")
+    group.add_argument("--voita-penalty", type=float, default=0.1, help="lambda of the L0 penalty")
+    group.add_argument("--voita-temperature", type=float, default=0.33, help="hard-concrete temperature beta")
+    group.add_argument("--voita-log-alpha-init", type=float, default=2.0, help="initial log alpha of every gate")
+    group.add_argument("--voita-learning-rate", type=float, default=0.1, help="Adam rate of the gates")
+    group.add_argument("--voita-epochs", type=int, default=2, help="passes over mini-train")
+    group.add_argument("--voita-batch-size", type=int, default=32, help="examples per gate update")
+
+
+def budget_for_layer(budget_path: str, layer: int) -> tuple[int, list[int] | None]:
+    """(number of heads to prune, the original ids when a global ranking fixed them)."""
+    if budget_path is None:
+        raise ValueError("a competitor needs --budget (AUBER's prune folder of the layer or global_ranking.json)")
+    if budget_path.endswith(".json"):
+        head_ids = read_json(budget_path)["head_ids_by_layer"][str(layer)]
+        return len(head_ids), head_ids
+    auber_log = read_json(f"{budget_path}/search_log.json")
+    if auber_log["layer"] != layer:
+        raise ValueError(f"--budget {budget_path} is AUBER's search of layer {auber_log['layer']}, not {layer}")
+    return len(auber_log["pruned_head_ids"]), None
+
+
+def choose_heads_competitor(args, model, train_split, mini_train, mini_dev, metric, collate_fn, device,
+                            logger) -> dict:
+    """A competitor's decision for one layer, in the shape of AUBER's search log."""
+    started = time.perf_counter()
+    count, fixed_ids = budget_for_layer(args.budget, args.layer)
+    original_ids = kept_head_ids(model, args.layer)
+    scoring_rows = seeded_subset(mini_dev, args.score_max_examples, layer_seed(args.seed, args.layer, "score_rows"))
+    details, scores = {}, None
+    if fixed_ids is None:
+        voita = ConcreteGateConfig(penalty=args.voita_penalty, temperature=args.voita_temperature,
+                                   log_alpha_init=args.voita_log_alpha_init, learning_rate=args.voita_learning_rate,
+                                   epochs=args.voita_epochs, batch_size=args.voita_batch_size)
+        scores_by_layer, details = score_heads(
+            args.method, model, [args.layer], train_split.select(scoring_rows), train_split.select(mini_train),
+            args.batch_size, collate_fn, device, layer_seed(args.seed, args.layer, args.method), voita)
+        scores = scores_by_layer[args.layer]
+        pruned_positions = lowest_positions(scores, count)
+    else:
+        pruned_positions = sorted(original_ids.index(head_id) for head_id in fixed_ids)
+    with PrunedHeadsScorer(model, args.layer, train_split.select(scoring_rows), metric, args.batch_size,
+                           collate_fn, device) as scorer:
+        before, after = scorer(()), scorer(pruned_positions)
+    logger.info("layer %d: %s prunes %d heads (budget %s)%s", args.layer, args.method, count, args.budget,
+                "" if scores is None else f"; scores {np.round(scores, 4).tolist()}")
+    return {"layer": args.layer, "head_ids": original_ids,
+            "scores": None if scores is None else scores.tolist(),
+            "pruned_positions": pruned_positions,
+            "pruned_head_ids": sorted(original_ids[p] for p in pruned_positions),
+            "budget": {"source": args.budget, "heads": count, "fixed_by_global_ranking": fixed_ids is not None},
+            "metric": metric, "mini_dev_score_before": before, "mini_dev_score_after": after,
+            "mini_dev_examples": len(scoring_rows), "seconds": round(time.perf_counter() - started, 3),
+            "details": details}
+
+
+def choose_heads_auber(args, model, train_split, reward_rows, metric, collate_fn, device, logger) -> dict:
+    config = auber_config_from_args(args, layer_seed(args.seed, args.layer, "agent"))
+    seed_everything(config.dqn.seed)
+    log = search_layer(model, args.layer, train_split.select(reward_rows), metric, args.batch_size, collate_fn,
+                       device, config, cache=args.search_cache,
+                       progress=episode_progress(args.layer, config.dqn.episodes))
+    logger.info("layer %d: %d scores computed for %d requests (%.0f%% hits)", args.layer,
+                log["reward_cache"]["evaluations"], log["reward_cache"]["calls"], 100 * log["reward_cache"]["hit_rate"])
+    return log
+
+
 def main(argv=None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--model", required=True, help="checkpoint to prune (the previous layer's, fine-tuned)")
@@ -89,20 +171,27 @@ def main(argv=None) -> None:
     parser.add_argument("--output", required=True, help="folder for the pruned checkpoint and the search log")
     parser.add_argument("--layer", type=int, required=True, help="encoder layer to prune (0 = bottom)")
     parser.add_argument("--method", choices=METHODS, default="auber", help="how heads are chosen")
+    parser.add_argument("--method-name", default=None,
+                        help="the method's name in the pipeline (an ablation's name; default: --method)")
     parser.add_argument("--seed", type=int, default=0, help="run seed; the layer's split and agent derive from it")
     parser.add_argument("--mini-dev-fraction", type=float, required=True,
                         help="share of the training set in mini-dev (paper 1:2 -> 0.6667)")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per forward pass when scoring")
     parser.add_argument("--attn-implementation", default="sdpa", choices=["sdpa", "eager"], help="attention kernel")
+    parser.add_argument("--layer-order", default="bottom_up", help="the chain's layer order (recorded in the log)")
     parser.add_argument("--no-search-cache", dest="search_cache", action="store_false",
                         help="score every candidate from scratch (same decisions, slower; for benchmarks)")
     add_auber_args(parser)
+    add_competitor_args(parser)
     args = parser.parse_args(argv)
+    if args.method != "auber" and args.budget is None:
+        parser.error(f"--method {args.method} needs --budget (how many heads to prune in this layer)")
     logger, device = start_stage(args)
 
     dataset_dict, task = load_tokenized(args.data)
     train_split = dataset_dict[TRAIN]
     tokenizer = AutoTokenizer.from_pretrained(args.model)
+    collate_fn = DataCollatorWithPadding(tokenizer)
     model = load_for_classification(args.model, task["num_labels"], args.attn_implementation)
     num_layers = len(encoder_layers(model))
     if not 0 <= args.layer < num_layers:
@@ -111,19 +200,19 @@ def main(argv=None) -> None:
     mini_train, mini_dev, reward_rows = layer_split(len(train_split), args.mini_dev_fraction,
                                                     args.reward_max_examples, args.seed, args.layer)
     metric = task["metrics"][0]  # accuracy, or Matthews correlation for CoLA-like tasks
-    config = auber_config_from_args(args, layer_seed(args.seed, args.layer, "agent"))
-    logger.info("layer %d: %d heads, mini-train %d / mini-dev %d (rewards on %d), reward metric %s",
-                args.layer, encoder_layers(model)[args.layer].attention.self.num_attention_heads,
-                len(mini_train), len(mini_dev), len(reward_rows), metric)
-    seed_everything(config.dqn.seed)
-    log = search_layer(model, args.layer, train_split.select(reward_rows), metric, args.batch_size,
-                       DataCollatorWithPadding(tokenizer), device, config, cache=args.search_cache,
-                       progress=episode_progress(args.layer, config.dqn.episodes))
-    logger.info("layer %d: prune heads %s; mini-dev %s %.4f -> %.4f; %d scores computed for %d requests (%.0f%% hits)",
-                args.layer, log["pruned_head_ids"], metric, log["mini_dev_score_before"], log["mini_dev_score_after"],
-                log["reward_cache"]["evaluations"], log["reward_cache"]["calls"], 100 * log["reward_cache"]["hit_rate"])
+    logger.info("layer %d: %d heads, mini-train %d / mini-dev %d, metric %s, method %s", args.layer,
+                encoder_layers(model)[args.layer].attention.self.num_attention_heads, len(mini_train),
+                len(mini_dev), metric, args.method)
+    if args.method == "auber":
+        log = choose_heads_auber(args, model, train_split, reward_rows, metric, collate_fn, device, logger)
+    else:
+        log = choose_heads_competitor(args, model, train_split, mini_train, mini_dev, metric, collate_fn, device,
+                                      logger)
+    logger.info("layer %d: prune heads %s; mini-dev %s %.4f -> %.4f", args.layer, log["pruned_head_ids"], metric,
+                log["mini_dev_score_before"], log["mini_dev_score_after"])
     prune_heads(model, {args.layer: log["pruned_head_ids"]})
-    log.update(method=args.method, task=task["name"], seed=args.seed, mini_dev_fraction=args.mini_dev_fraction)
+    log.update(method=args.method_name or args.method, algorithm=args.method, task=task["name"], seed=args.seed,
+               layer_order=args.layer_order, mini_dev_fraction=args.mini_dev_fraction)
     save_checkpoint(model.cpu(), tokenizer, args.output, extra_json={
         "search_log.json": log,
         "mini_split.json": {"layer": args.layer, "seed": args.seed, "mini_dev_fraction": args.mini_dev_fraction,

@@ -72,16 +72,17 @@ def main(argv=None) -> None:
                        "mini_dev_score_before": search["mini_dev_score_before"],
                        "mini_dev_score_after": search["mini_dev_score_after"],
                        f"dev_{metric}_after_finetune": after["dev"][metric],
-                       "search_seconds": search["seconds"], "reward_cache": search["reward_cache"]})
+                       "search_seconds": search["seconds"], "reward_cache": search.get("reward_cache")})
         logger.info("step %d (layer %d): pruned %s, dev %s %.4f", step, search["layer"], search["pruned_head_ids"],
                     metric, after["dev"][metric])
     rows.append({"step": len(rows), "layer": "final", "heads_pruned_in_layer": 0, "heads_pruned_total": total,
                  "metric": metric, "dev_score": final["dev"][metric]})
 
     summary = {
-        "task": task["name"], "metric": metric, "heads_pruned_total": total,
+        "task": task["name"], "method": search["method"], "seed": search["seed"], "metric": metric,
+        "heads_pruned_total": total,
         "heads_pruned_by_layer": {str(entry["layer"]): entry["pruned_head_ids"] for entry in layers},
-        "heads_per_layer_after": final["heads_per_layer"],
+        "heads_per_layer_before": initial["heads_per_layer"], "heads_per_layer_after": final["heads_per_layer"],
         "dev_before": initial["dev"], "dev_after": final["dev"],
         "parameters_before": initial["parameters"], "parameters_after": final["parameters"],
         f"encoder_flops_seq{FLOPS_SEQ_LEN}_before": initial["encoder_flops"],
