@@ -197,40 +197,63 @@ rule report_layers:
 
 
 # ---- compare_methods: the paper's table (mean +- std over seeds), plots, heatmaps, an HTML page ----------------
-# results/comparison/all_seeds: every seed in head_pruning.seeds (`snakemake --cores N`, `dvc repro`);
-# results/comparison/first_seed: the first seed only (`make run`, within its time budget).
-COMPARISON_SCOPES = {"all_seeds": HEAD_PRUNING_SEEDS, "first_seed": HEAD_PRUNING_SEEDS[:1]}
+# results/comparison/all_seeds: every method and seed in head_pruning (`snakemake --cores N`, `dvc repro`);
+# results/comparison/first_seed: AUBER and its competitors on the first seed (`make run`, within its time budget;
+# the ablations are variants of AUBER, run by the full comparison).
+COMPARISON_SCOPES = {
+    "all_seeds": (HEAD_PRUNING_METHODS, HEAD_PRUNING_SEEDS),
+    "first_seed": ([m for m in HEAD_PRUNING_METHODS if method_algorithm(config, m) == m], HEAD_PRUNING_SEEDS[:1]),
+}
 
 
-def comparison_runs(wildcards, kind):
+def comparison_runs(scope, kind):
     files = {"evaluation": "models/{task}/{method}/seed_{seed}/evaluate/metrics.json",
              "layerwise": "results/{task}/{method}/seed_{seed}/layerwise_metrics.json"}[kind]
+    methods, seeds = COMPARISON_SCOPES[scope]
     return [files.format(task=task, method=method, seed=seed) for task in HEAD_PRUNING_TASKS
-            for method in HEAD_PRUNING_METHODS for seed in COMPARISON_SCOPES[wildcards.scope]]
+            for method in methods for seed in seeds]
+
+
+def comparison_files(scope):
+    methods, _ = COMPARISON_SCOPES[scope]
+    folder = f"results/comparison/{scope}"
+    return {"table": f"{folder}/table.csv", "markdown": f"{folder}/table.md",
+            "metrics": f"{folder}/comparison_metrics.json", "html": f"{folder}/report.html",
+            "plots": [f"{folder}/plots/dev_by_layer_{task}_{method}.csv"
+                      for task in HEAD_PRUNING_TASKS for method in methods],
+            "heatmaps": [f"{folder}/plots/heads_{task}_{method}_heatmap.csv"
+                         for task in HEAD_PRUNING_TASKS for method in methods]}
 
 
 rule compare_methods:
     input:
         base=expand("models/{task}/base/evaluate/metrics.json", task=HEAD_PRUNING_TASKS),
-        evaluations=lambda wildcards: comparison_runs(wildcards, "evaluation"),
-        layerwise=lambda wildcards: comparison_runs(wildcards, "layerwise"),
+        evaluations=comparison_runs("all_seeds", "evaluation"),
+        layerwise=comparison_runs("all_seeds", "layerwise"),
         code=code("compare_methods"),
     output:
-        table="results/comparison/{scope}/table.csv",
-        markdown="results/comparison/{scope}/table.md",
-        metrics="results/comparison/{scope}/comparison_metrics.json",
-        html="results/comparison/{scope}/report.html",
-        plots=expand("results/comparison/{{scope}}/plots/dev_by_layer_{task}_{method}.csv",
-                     task=HEAD_PRUNING_TASKS, method=HEAD_PRUNING_METHODS),
-        heatmaps=expand("results/comparison/{{scope}}/plots/heads_{task}_{method}_heatmap.csv",
-                        task=HEAD_PRUNING_TASKS, method=HEAD_PRUNING_METHODS),
+        **comparison_files("all_seeds"),
+    params:
+        folder="results/comparison/all_seeds",
     log:
-        "logs/compare_methods/{scope}.log",
-    wildcard_constraints:
-        scope="|".join(COMPARISON_SCOPES),
+        "logs/compare_methods/all_seeds.log",
     threads: 1
     resources:
         mem_mb=1000,
     shell:
         "{PYTHON} -m workflow_scripts.compare_methods --base {input.base} --evaluations {input.evaluations} "
-        "--layerwise {input.layerwise} --output-dir results/comparison/{wildcards.scope} --log-file {log}"
+        "--layerwise {input.layerwise} --output-dir {params.folder} --log-file {log}"
+
+
+use rule compare_methods as compare_methods_first_seed with:
+    input:
+        base=expand("models/{task}/base/evaluate/metrics.json", task=HEAD_PRUNING_TASKS),
+        evaluations=comparison_runs("first_seed", "evaluation"),
+        layerwise=comparison_runs("first_seed", "layerwise"),
+        code=code("compare_methods"),
+    output:
+        **comparison_files("first_seed"),
+    params:
+        folder="results/comparison/first_seed",
+    log:
+        "logs/compare_methods/first_seed.log",

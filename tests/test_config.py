@@ -49,6 +49,13 @@ def test_shipped_params_and_test_config_are_valid(params):
     (lambda p: p["finetune_initial"]["per_task"].pop("gen_cola"), "'finetune_initial.per_task' has no entry for task 'gen_cola'"),
     (lambda p: p["data"]["generated_sizes"]["gen_mrpc"].update(train=5000), "'data.generated_sizes.gen_mrpc.train'"),
     (lambda p: p.pop("evaluate"), "'evaluate' is a required property"),
+    (lambda p: p["head_pruning"]["methods"].append("bogus"), "unknown method 'bogus'"),
+    (lambda p: p["head_pruning"]["ablations"].update(random={"episodes": 3}), "'head_pruning.ablations.random'"),
+    (lambda p: p["head_pruning"].update(methods=["random", "michel"]), "add auber to the methods"),
+    (lambda p: p["head_pruning"]["ablations"]["auber_query"].update(state_matrix="keys"),
+     "'head_pruning.ablations.auber_query.state_matrix'"),
+    (lambda p: p["head_pruning"].update(seeds=[]), "'head_pruning.seeds'"),
+    (lambda p: p["competitors"].update(budget="per_head"), "'competitors.budget'"),
 ])
 def test_invalid_params_name_the_key(params, mutate, expected):
     broken = copy.deepcopy(params)
@@ -109,3 +116,18 @@ def test_layer_overrides_win_over_task_overrides_and_are_tracked_per_layer(param
     assert layer4["reward_scale"] == 1.0 and layer3["episodes"] == 20
     assert "auber.per_layer.4" in layer4.tracked_keys and "auber.per_layer.4" not in layer3.tracked_keys
     assert "--hidden-sizes '[512, 512, 512]'" in str(layer3) and "--stop-q-value null" in str(layer3)
+
+
+def test_an_ablation_overrides_auber_on_every_layer_and_is_tracked(params):
+    from workflow_scripts.config import method_algorithm, method_layer_order, method_overrides_key
+
+    params["auber"]["per_layer"][2] = {"state_matrix": "key", "episodes": 7}
+    key = method_overrides_key(params, "auber_query")
+    layer2 = stage_hparams(params, "auber", "gen_cola", layer=2, overrides_key=key)
+    assert layer2["state_matrix"] == "query" and layer2["episodes"] == 7  # the ablation wins, the rest stays
+    assert layer2.source_keys["state_matrix"] == "head_pruning.ablations.auber_query.state_matrix"
+    assert "head_pruning.ablations.auber_query" in layer2.tracked_keys
+    assert method_algorithm(params, "auber_query") == "auber" and method_algorithm(params, "michel") == "michel"
+    assert method_overrides_key(params, "michel") is None
+    assert method_layer_order(params, "auber_reverse") == "top_down"
+    assert method_layer_order(params, "auber") == method_layer_order(params, "voita") == "bottom_up"

@@ -56,38 +56,54 @@ def test_after_snakemake_dvc_has_nothing_to_do_and_shows_metrics(repo):
 
 def test_the_auber_chain_leaves_pruned_checkpoints_search_logs_and_a_per_layer_plot(repo):
     for layer in (0, 1):
-        pruned = repo / f"models/gen_mrpc/auber/layer_{layer}/prune"
+        pruned = repo / f"models/gen_mrpc/auber/seed_0/layer_{layer}/prune"
         log = json.loads((pruned / "search_log.json").read_text())
         assert log["layer"] == layer and len(log["search"]["episodes"]) == 6
         kept = json.loads((pruned / "config.json").read_text()).get("compression") or {"heads_kept": [None, None]}
         assert (kept["heads_kept"][layer] or list(range(4))) == sorted(set(range(4)) - set(log["pruned_head_ids"]))
         inspected = run([sys.executable, "-m", "workflow_scripts.inspect", str(pruned), "--json"], repo)
         assert json.loads(inspected.stdout)["heads_per_layer"][layer] == 4 - len(log["pruned_head_ids"])
-    table = (repo / "results/gen_mrpc/auber/dev_by_layer.csv").read_text().splitlines()
+        competitor = json.loads((repo / f"models/gen_mrpc/random/seed_0/layer_{layer}/prune/search_log.json")
+                                .read_text())
+        assert len(competitor["pruned_head_ids"]) == len(log["pruned_head_ids"])  # the same budget, layer by layer
+    table = (repo / "results/gen_mrpc/auber/seed_0/dev_by_layer.csv").read_text().splitlines()
     assert table[0].startswith("step,layer") and len(table) == 1 + 4  # before, two layers, final
-    assert "dev_by_layer.csv" in run(DVC + ["plots", "show", "--json"], repo).stdout
+    plots = run(DVC + ["plots", "show", "--json"], repo).stdout
+    assert "dev_by_layer.csv" in plots and "heads_gen_mrpc_random_heatmap.csv" in plots
+
+
+def test_the_comparison_report_has_a_row_per_method_and_dvc_sees_its_metrics(repo):
+    report = (repo / "results/comparison/all_seeds/table.md").read_text()
+    rows = [line.split("|")[1].strip() for line in report.split("## test")[0].splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["base", "random", "auber"]
+    assert "<svg" in (repo / "results/comparison/all_seeds/report.html").read_text()
+    assert "comparison_metrics.json" in run(DVC + ["metrics", "show"], repo).stdout
 
 
 def test_dvc_repro_reruns_only_the_task_whose_parameter_changed(repo):
     set_param(repo, "finetune_initial.per_task.gen_cola.learning_rate", 2.0e-3)  # a key DVC never saw
     ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)
-    assert ran == {"finetune_initial-gen_cola", "evaluate-gen_cola-base"}  # gen_cola has no AUBER chain here
+    assert ran == {"finetune_initial-gen_cola", "evaluate-gen_cola-base"}  # gen_cola has no pruning chain here
     assert_snakemake_has_nothing_to_do(repo)
     assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
+
+
+CHAIN_RULES = {"finetune_layer", "finetune_final", "evaluate_chain", "report_layers", "compare_methods",
+               "compare_methods_first_seed"}
 
 
 def test_a_layer_parameter_reruns_that_layer_and_above_through_dvc(repo):
     set_param(repo, "auber.per_layer", [{}, {"episodes": 4}])  # matters from layer 1 on
     ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)
-    layer_1_and_above = {f"{stage}-gen_mrpc-auber{suffix}" for stage, suffix in (
-        ("prune_layer", "-1"), ("finetune_layer", "-1"), ("finetune_final", ""), ("evaluate", ""),
-        ("report_layers", ""))}
+    layer_1_and_above = {f"{stage}-gen_mrpc-{method}-0{suffix}" for method in ("auber", "random")
+                         for stage, suffix in (("prune_layer", "-1"), ("finetune_layer", "-1"), ("finetune_final", ""),
+                                               ("evaluate_chain", ""), ("report_layers", ""))}
+    comparison = {"compare_methods", "compare_methods_first_seed"}
     # DVC compares contents: a stage whose inputs came out byte-identical (the same heads pruned) is skipped
-    assert "prune_layer-gen_mrpc-auber-1" in ran and ran <= layer_1_and_above
+    assert "prune_layer-gen_mrpc-auber-0-1" in ran and ran <= layer_1_and_above | comparison
     # Snakemake compares timestamps: it may rerun what DVC skipped, once, and nothing below layer 1
     result = run(SNAKEMAKE, repo)
-    assert set(jobs_run_by_snakemake(result.stdout + result.stderr)) <= {
-        "finetune_layer", "finetune_final", "evaluate", "report_layers"}
+    assert set(jobs_run_by_snakemake(result.stdout + result.stderr)) <= CHAIN_RULES | {"prune_layer"}
     assert_snakemake_has_nothing_to_do(repo)
     assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
 
@@ -95,8 +111,10 @@ def test_a_layer_parameter_reruns_that_layer_and_above_through_dvc(repo):
 def test_a_layer_parameter_reruns_that_layer_and_above_through_snakemake(repo):
     set_param(repo, "auber.per_layer", [{}, {"episodes": 5}])
     result = run(SNAKEMAKE, repo)
-    assert jobs_run_by_snakemake(result.stdout + result.stderr) == [
-        "evaluate", "finetune_final", "finetune_layer", "prune_layer", "report_layers"]
+    log = result.stdout + result.stderr
+    assert set(jobs_run_by_snakemake(log)) == CHAIN_RULES | {"prune_layer"}
+    outputs = [line for line in log.splitlines() if line.strip().startswith("output:")]
+    assert outputs and not any("/layer_0/" in line for line in outputs)  # nothing below layer 1 reran
     assert "up to date" in run(DVC + ["status"], repo).stdout
 
 
@@ -104,6 +122,6 @@ def test_snakemake_reruns_only_the_task_whose_parameter_changed(repo):
     set_param(repo, "finetune_final.per_task.gen_mrpc", {"learning_rate": 5.0e-4})  # a new override
     run([sys.executable, "-m", "workflow_scripts.dvc_sync", "--check"], repo)  # dvc.yaml stays current
     result = run(SNAKEMAKE, repo)
-    assert jobs_run_by_snakemake(result.stdout + result.stderr) == ["evaluate", "finetune_final", "report_layers"]
+    assert set(jobs_run_by_snakemake(result.stdout + result.stderr)) == CHAIN_RULES - {"finetune_layer"}
     assert "up to date" in run(DVC + ["status"], repo).stdout
     assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
