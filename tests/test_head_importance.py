@@ -188,3 +188,30 @@ def test_a_budget_from_another_layer_is_refused(tiny_model_folder, tokenized_tas
                           str(tokenized_task), "--output", str(tmp_path / "out"), "--budget", str(tmp_path),
                           "--mini-dev-fraction", "0.5"])
     assert not (tmp_path / "out").exists()
+
+
+def test_a_global_ranking_fixes_which_heads_each_layer_loses(tiny_model_folder, tokenized_task, tmp_path):
+    from workflow_scripts import global_ranking, prune_layer
+
+    searches = []
+    for layer, pruned in ((0, [1]), (1, [0, 2])):                  # AUBER pruned 3 heads in all
+        folder = tmp_path / f"auber_{layer}"
+        folder.mkdir()
+        (folder / "search_log.json").write_text(json.dumps({"layer": layer, "pruned_head_ids": pruned}))
+        searches.append(str(folder))
+    ranking_file = tmp_path / "global_ranking.json"
+    global_ranking.main(["--method", "michel", "--model", str(tiny_model_folder), "--data", str(tokenized_task),
+                         "--auber-searches", *searches, "--output", str(ranking_file), "--mini-dev-fraction", "0.5",
+                         "--batch-size", "8"])
+    ranking = json.loads(ranking_file.read_text())
+    chosen = ranking["head_ids_by_layer"]
+    assert ranking["heads_total"] == 3 and sum(len(ids) for ids in chosen.values()) == 3
+    lowest = sorted((score, int(layer), int(head)) for layer, scores in ranking["scores_by_layer"].items()
+                    for head, score in scores.items())[:3]
+    assert sorted((layer, head) for _, layer, head in lowest) == sorted(
+        (int(layer), head) for layer, ids in chosen.items() for head in ids)
+    output = tmp_path / "pruned"
+    prune_layer.main(["--method", "michel", "--layer", "1", "--model", str(tiny_model_folder), "--data",
+                      str(tokenized_task), "--output", str(output), "--budget", str(ranking_file),
+                      "--mini-dev-fraction", "0.5", "--batch-size", "8"])
+    assert json.loads((output / "search_log.json").read_text())["pruned_head_ids"] == chosen["1"]
