@@ -9,11 +9,11 @@ import numpy as np
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from .cli import stage_parser, start_stage
-from .head_importance import COMPETITORS, ConcreteGateConfig, global_plan, score_heads
+from .head_importance import COMPETITORS, global_plan, score_heads
 from .io_utils import read_json, write_json
 from .layerwise import layer_seed, seeded_subset, split_mini_train_dev
 from .models import load_for_classification
-from .prune_layer import add_competitor_args
+from .prune_layer import add_competitor_args, voita_config_from_args
 from .surgery import encoder_layers, kept_head_ids
 from .tasks import TRAIN
 from .tokenize_task import load_tokenized
@@ -44,12 +44,9 @@ def main(argv=None) -> None:
     training_rows, scoring_pool = split_mini_train_dev(len(train_split), args.mini_dev_fraction,
                                                        layer_seed(args.seed, 0, "global_split"))
     scoring_rows = seeded_subset(scoring_pool, args.score_max_examples, layer_seed(args.seed, 0, "score_rows"))
-    voita = ConcreteGateConfig(penalty=args.voita_penalty, temperature=args.voita_temperature,
-                               log_alpha_init=args.voita_log_alpha_init, learning_rate=args.voita_learning_rate,
-                               epochs=args.voita_epochs, batch_size=args.voita_batch_size)
     scores, details = score_heads(args.method, model, layers, train_split.select(scoring_rows),
                                   train_split.select(training_rows), args.batch_size, collate_fn, device,
-                                  layer_seed(args.seed, 0, args.method), voita)
+                                  layer_seed(args.seed, 0, args.method), voita_config_from_args(args))
     plan = global_plan(model, scores, total)
     logger.info("%s: %d heads by one ranking: %s", args.method, total, {l: len(ids) for l, ids in plan.items()})
     write_json(args.output, {

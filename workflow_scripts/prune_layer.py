@@ -106,6 +106,12 @@ def add_competitor_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--voita-batch-size", type=int, default=32, help="examples per gate update")
 
 
+def voita_config_from_args(args) -> ConcreteGateConfig:
+    return ConcreteGateConfig(penalty=args.voita_penalty, temperature=args.voita_temperature,
+                              log_alpha_init=args.voita_log_alpha_init, learning_rate=args.voita_learning_rate,
+                              epochs=args.voita_epochs, batch_size=args.voita_batch_size)
+
+
 def budget_for_layer(budget_path: str, layer: int) -> tuple[int, list[int] | None]:
     """(number of heads to prune, the original ids when a global ranking fixed them)."""
     if budget_path is None:
@@ -128,12 +134,10 @@ def choose_heads_competitor(args, model, train_split, mini_train, mini_dev, metr
     scoring_rows = seeded_subset(mini_dev, args.score_max_examples, layer_seed(args.seed, args.layer, "score_rows"))
     details, scores = {}, None
     if fixed_ids is None:
-        voita = ConcreteGateConfig(penalty=args.voita_penalty, temperature=args.voita_temperature,
-                                   log_alpha_init=args.voita_log_alpha_init, learning_rate=args.voita_learning_rate,
-                                   epochs=args.voita_epochs, batch_size=args.voita_batch_size)
         scores_by_layer, details = score_heads(
             args.method, model, [args.layer], train_split.select(scoring_rows), train_split.select(mini_train),
-            args.batch_size, collate_fn, device, layer_seed(args.seed, args.layer, args.method), voita)
+            args.batch_size, collate_fn, device, layer_seed(args.seed, args.layer, args.method),
+            voita_config_from_args(args))
         scores = scores_by_layer[args.layer]
         pruned_positions = lowest_positions(scores, count)
     else:
