@@ -52,6 +52,8 @@ def test_after_snakemake_dvc_has_nothing_to_do_and_shows_metrics(repo):
     assert "up to date" in run(DVC + ["status"], repo).stdout
     assert "gen_cola/base/evaluate/metrics.json" in run(DVC + ["metrics", "show"], repo).stdout
     assert_snakemake_has_nothing_to_do(repo)
+    run(["git", "add", "-A"], repo)  # a baseline for `dvc metrics diff` / `dvc plots diff` later
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"], repo)
 
 
 def test_the_auber_chain_leaves_pruned_checkpoints_search_logs_and_a_per_layer_plot(repo):
@@ -125,3 +127,8 @@ def test_snakemake_reruns_only_the_task_whose_parameter_changed(repo):
     assert set(jobs_run_by_snakemake(result.stdout + result.stderr)) == CHAIN_RULES - {"finetune_layer"}
     assert "up to date" in run(DVC + ["status"], repo).stdout
     assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
+    # against the committed baseline: the comparison's metrics and per-layer curves moved
+    metrics_diff = json.loads(run(DVC + ["metrics", "diff", "--json"], repo).stdout)
+    assert "results/comparison/all_seeds/comparison_metrics.json" in metrics_diff
+    plots_diff = run(DVC + ["plots", "diff", "--json"], repo).stdout
+    assert "dev_by_layer_gen_mrpc_auber.csv" in plots_diff

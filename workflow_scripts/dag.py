@@ -87,10 +87,11 @@ def stage_from_job(job) -> tuple[str, dict]:
     if outs:
         stage["outs"] = outs
     if metrics:
-        stage["metrics"] = [{path: {"cache": False}} for path in metrics]
+        # Cached, not git-tracked: they sit in gitignored folders, so DVC's cache is what keeps each commit's and
+        # each experiment's copy for `dvc metrics diff` / `dvc plots diff`.
+        stage["metrics"] = list(metrics)
     if plots:
-        stage["plots"] = [{path: {"cache": False, **(HEATMAP_AXES if path.endswith(HEATMAP_SUFFIX) else PLOT_AXES)}}
-                          for path in plots]
+        stage["plots"] = [{path: dict(HEATMAP_AXES if path.endswith(HEATMAP_SUFFIX) else PLOT_AXES)} for path in plots]
     return dvc_stage_name(job.rule.name, dict(job.wildcards_dict)), stage
 
 
