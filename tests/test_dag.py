@@ -38,7 +38,7 @@ def test_every_stage_of_dvc_yaml_tracks_its_code_params_and_outputs():
     assert "finetune_initial.default.learning_rate" in stages["finetune_initial-gen_mrpc"]["params"]
     assert {"models/base", "data/gen_rte/tokenized", "workflow_scripts/training.py"} <= set(rte["deps"])
     assert stages["evaluate-gen_rte-base"]["metrics"] == [
-        "models/gen_rte/base/evaluate/metrics.json"]
+        {"models/gen_rte/base/evaluate/metrics.json": {"cache": False}}]
 
 
 def test_code_files_follow_imports_transitively():
@@ -105,7 +105,7 @@ def test_dvc_runs_the_same_chain_for_a_layer_stage():
     assert "auber.per_layer.3" in stages["prune_layer-gen_cola-auber-0-3"]["params"]
     assert "auber.per_layer.2" not in stages["prune_layer-gen_cola-auber-0-3"]["params"]
     assert stages["report_layers-gen_cola-auber-0"]["plots"] == [
-        {"results/gen_cola/auber/seed_0/dev_by_layer.csv": {"x": "step", "y": "dev_score"}}]
+        {"results/gen_cola/auber/seed_0/dev_by_layer.csv": {"cache": False, "x": "step", "y": "dev_score"}}]
     result = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot", "finetune_layer-gen_cola-auber-0-3"],
                             cwd=REPO_ROOT, env=command_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -153,7 +153,9 @@ def test_the_comparison_report_reads_every_method_and_seed_and_declares_its_plot
     plots = {path: spec for entry in report["plots"] for path, spec in entry.items()}
     assert plots["results/comparison/all_seeds/plots/heads_gen_cola_auber_heatmap.csv"]["template"] == "confusion"
     assert plots["results/comparison/all_seeds/plots/dev_by_layer_gen_cola_voita.csv"]["y"] == "dev_score"
-    assert report["metrics"] == ["results/comparison/all_seeds/comparison_metrics.json"]
+    assert report["metrics"] == [{"results/comparison/all_seeds/comparison_metrics.json": {"cache": False}}]
+    assert {"results/comparison/all_seeds/report.html": {"cache": False}} in report["outs"]  # git versions it
+    assert "models/gen_cola/auber/seed_0/layer_0/prune" in stages["prune_layer-gen_cola-auber-0-0"]["outs"]
     first = stages["compare_methods_first_seed"]
     assert not any("/seed_1/" in dep or "auber_query" in dep for dep in first["deps"])  # make run: no ablations
 

@@ -154,7 +154,8 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def difference_lines(differences: dict, split: str) -> list[str]:
     lines = []
     for task, methods in differences.items():
-        parts = [f"{method} {100 * d[split]['mean']:+.1f} ± {100 * d[split]['std']:.1f}"
+        parts = [f"{method} {100 * d[split]['mean']:+.1f}"
+                 + (f" ± {100 * d[split]['std']:.1f}" if d[split]["seeds"] > 1 else "")
                  for method, d in methods.items() if split in d]
         if parts:
             lines.append(f"- {task}: " + "; ".join(parts))

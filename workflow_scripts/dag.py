@@ -74,6 +74,8 @@ def dvc_stage_command(rule: str, outputs: list[str]) -> str:
 
 def stage_from_job(job) -> tuple[str, dict]:
     """(stage name, dvc.yaml stage) for one Snakemake job."""
+    from snakemake.io import is_flagged
+
     outputs = [str(path) for path in job.output]
     hparams = [value for value in job.params if hasattr(value, "tracked_keys")]
     stage = {"cmd": dvc_stage_command(job.rule.name, outputs),
@@ -81,17 +83,23 @@ def stage_from_job(job) -> tuple[str, dict]:
     params = sorted({key for value in hparams for key in value.tracked_keys})
     if params:
         stage["params"] = params
-    metrics = [path for path in outputs if path.endswith(METRICS_SUFFIX)]
-    plots = [path for path in outputs if path.endswith(PLOT_SUFFIX)]
+    # Checkpoints (directory outputs) go to DVC's cache. The small single files (metrics, plots, reports) are
+    # `cache: false` and versioned by git, which is what `dvc metrics diff` / `dvc plots diff` read across commits
+    # and experiments. Cached single files would break the two front ends' agreement: when a rerun writes
+    # identical bytes, DVC hardlinks the old cache object back, with its old mtime, and Snakemake then sees the
+    # output as older than its inputs (directories are safe: Snakemake judges them by .snakemake_timestamp).
+    uncached = {path for path in job.output if not is_flagged(path, "directory")}
+    metrics = [str(path) for path in job.output if str(path).endswith(METRICS_SUFFIX)]
+    plots = [str(path) for path in job.output if str(path).endswith(PLOT_SUFFIX)]
     outs = [path for path in outputs if path not in metrics and path not in plots]
+    cache = {str(path): {"cache": False} for path in uncached}
     if outs:
-        stage["outs"] = outs
+        stage["outs"] = [{path: cache[path]} if path in cache else path for path in outs]
     if metrics:
-        # Cached, not git-tracked: they sit in gitignored folders, so DVC's cache is what keeps each commit's and
-        # each experiment's copy for `dvc metrics diff` / `dvc plots diff`.
-        stage["metrics"] = list(metrics)
+        stage["metrics"] = [{path: {"cache": False}} for path in metrics]
     if plots:
-        stage["plots"] = [{path: dict(HEATMAP_AXES if path.endswith(HEATMAP_SUFFIX) else PLOT_AXES)} for path in plots]
+        stage["plots"] = [{path: {"cache": False, **(HEATMAP_AXES if path.endswith(HEATMAP_SUFFIX) else PLOT_AXES)}}
+                          for path in plots]
     return dvc_stage_name(job.rule.name, dict(job.wildcards_dict)), stage
 
 
