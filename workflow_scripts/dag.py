@@ -144,8 +144,8 @@ def adopt_into_dvc(jobs, root: str = ".") -> None:
               "run `make dvc.yaml` to regenerate it, then `dvc commit`.", file=sys.stderr)
     adoptable = [name for name in stages if name in known]
     if adoptable:
-        dvc = Path(sys.executable).with_name("dvc")
-        command = [str(dvc) if dvc.exists() else "dvc", "commit", "--force", "--quiet", *adoptable]
+        # One pass over dvc.yaml for all stages (`dvc commit STAGE...` re-reads it per stage: minutes at scale)
+        command = [sys.executable, "-m", f"{PACKAGE}.dvc_commit", *adoptable]
         result = subprocess.run(command, cwd=root, capture_output=True, text=True)
         if result.returncode != 0:
             print(f"could not record the results in dvc.lock: {result.stderr.strip()}", file=sys.stderr)
