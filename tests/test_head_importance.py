@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, DataCollatorWithPadding
+from transformers import BertConfig, BertForSequenceClassification
 
 from workflow_scripts import head_importance as hi
 from workflow_scripts.surgery import attach_head_gates, encoder_layers, prune_heads
