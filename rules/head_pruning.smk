@@ -44,17 +44,18 @@ def competitor_budget(wildcards):
     return f"models/{wildcards.task}/auber/seed_{wildcards.seed}/layer_{wildcards.layer}/prune"
 
 
-def prune_hparams(wildcards):
-    shared = {"mini_dev_fraction": "head_pruning.mini_dev_fraction", "batch_size": "evaluate.batch_size",
-              "attn_implementation": "model.attn_implementation"}
-    if method_algorithm(config, wildcards.method) == "auber":
-        return stage_hparams(config, "auber", wildcards.task, layer=int(wildcards.layer), extra=shared,
-                             overrides_key=method_overrides_key(config, wildcards.method))
-    return hparams_from_keys(config, {**shared, **COMPETITOR_KEYS})
-
-
-COMPETITOR_KEYS = {"score_max_examples": "competitors.score_max_examples",
+# What every head-scoring stage reads (prune_layer, global_ranking), and what the competitors read on top.
+SCORING_KEYS = {"mini_dev_fraction": "head_pruning.mini_dev_fraction", "batch_size": "evaluate.batch_size",
+                "attn_implementation": "model.attn_implementation"}
+COMPETITOR_KEYS = {**SCORING_KEYS, "score_max_examples": "competitors.score_max_examples",
                    **{f"voita_{name}": f"competitors.voita.{name}" for name in config["competitors"]["voita"]}}
+
+
+def prune_hparams(wildcards):
+    if method_algorithm(config, wildcards.method) == "auber":
+        return stage_hparams(config, "auber", wildcards.task, layer=int(wildcards.layer), extra=SCORING_KEYS,
+                             overrides_key=method_overrides_key(config, wildcards.method))
+    return hparams_from_keys(config, COMPETITOR_KEYS)
 
 
 # ---- prune_layer: the method chooses heads of layer l on mini-dev; the checkpoint is pruned physically ---------
@@ -93,9 +94,7 @@ rule global_ranking:
     output:
         "models/{task}/{method}/seed_{seed}/global_ranking.json",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, {
-            "mini_dev_fraction": "head_pruning.mini_dev_fraction", "batch_size": "evaluate.batch_size",
-            "attn_implementation": "model.attn_implementation", **COMPETITOR_KEYS}),
+        hp=lambda wildcards: hparams_from_keys(config, COMPETITOR_KEYS),
     log:
         "logs/global_ranking/{task}-{method}-seed_{seed}.log",
     wildcard_constraints:
@@ -214,6 +213,12 @@ def comparison_runs(scope, kind):
             for method in methods for seed in seeds]
 
 
+def comparison_inputs(scope):
+    return {"base": expand("models/{task}/base/evaluate/metrics.json", task=HEAD_PRUNING_TASKS),
+            "evaluations": comparison_runs(scope, "evaluation"), "layerwise": comparison_runs(scope, "layerwise"),
+            "code": code("compare_methods")}
+
+
 def comparison_files(scope):
     methods, _ = COMPARISON_SCOPES[scope]
     folder = f"results/comparison/{scope}"
@@ -227,10 +232,7 @@ def comparison_files(scope):
 
 rule compare_methods:
     input:
-        base=expand("models/{task}/base/evaluate/metrics.json", task=HEAD_PRUNING_TASKS),
-        evaluations=comparison_runs("all_seeds", "evaluation"),
-        layerwise=comparison_runs("all_seeds", "layerwise"),
-        code=code("compare_methods"),
+        **comparison_inputs("all_seeds"),
     output:
         **comparison_files("all_seeds"),
     params:
@@ -247,10 +249,7 @@ rule compare_methods:
 
 use rule compare_methods as compare_methods_first_seed with:
     input:
-        base=expand("models/{task}/base/evaluate/metrics.json", task=HEAD_PRUNING_TASKS),
-        evaluations=comparison_runs("first_seed", "evaluation"),
-        layerwise=comparison_runs("first_seed", "layerwise"),
-        code=code("compare_methods"),
+        **comparison_inputs("first_seed"),
     output:
         **comparison_files("first_seed"),
     params:
