@@ -166,3 +166,32 @@ def test_per_layer_overrides_must_cover_every_layer_of_the_model(tmp_path):
                             env=command_env(), capture_output=True, text=True)
     assert result.returncode != 0
     assert "'auber.per_layer' has 2 entries but the model has 6 encoder layers" in result.stdout + result.stderr
+
+
+def bort_candidate_jobs(tmp_path, **fptas_changes):
+    for name in ("Snakefile", "rules"):
+        (tmp_path / name).symlink_to(REPO_ROOT / name)
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["bort"]["fptas"].update(fptas_changes)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    jobs = planned_jobs(tmp_path, "results/bort/fptas/table.md")
+    return sorted(output.split("/")[-2] for rule, output in jobs if rule == "fptas_candidate_train"), jobs
+
+
+def test_the_search_has_one_job_per_valid_candidate_and_reference(tmp_path):
+    from workflow_scripts.fptas import search_space
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    valid, skipped = search_space(params["bort"]["search_space"])
+    tags, jobs = bort_candidate_jobs(tmp_path)
+    references = [f"D{r['depth']}_A{r['heads']}_H{r['hidden']}_I{r['intermediate']}"
+                  for r in params["bort"]["fptas"]["references"]]
+    assert tags == sorted([c.tag for c in valid] + references)
+    assert len(valid) == 16 and len(skipped) == 8  # the README's count for the embedded default
+    assert not any(c.tag in tags for c in skipped)
+    assert [rule for rule, _ in jobs].count("fptas_teacher_cost") == 1
+
+
+def test_a_larger_epsilon_trains_one_representative_per_interval(tmp_path):
+    tags, _ = bort_candidate_jobs(tmp_path, epsilon=4, representative="first")
+    assert len(tags) == 16 // 4 + 1  # one per interval of 4, plus the reference

@@ -75,6 +75,7 @@ def validate_params(params) -> None:
     _check_head_pruning_methods(params["head_pruning"])
     _check_model(params["model"])
     _check_glue_source(params)
+    _check_bort(params["bort"])
 
 
 def _check_tasks(params) -> None:
@@ -155,6 +156,24 @@ def _check_glue_source(params) -> None:
     uses_glue = any(TASKS[task].source == "glue" for task in params["tasks"])
     if uses_glue and source.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(source)):
         raise ParamsError(f"params.yaml: 'data.glue_source': folder {source!r} does not exist")
+
+
+def _check_bort(bort: dict) -> None:
+    space = bort["search_space"]
+    if not any(hidden % heads == 0 for hidden in space["hidden"] for heads in space["heads"]):
+        raise ParamsError("params.yaml: 'bort.search_space': no combination has a hidden size divisible by the heads")
+    for position, reference in enumerate(bort["fptas"]["references"]):
+        if reference["hidden"] % reference["heads"]:
+            raise ParamsError(f"params.yaml: 'bort.fptas.references[{position}]': hidden size {reference['hidden']} "
+                              f"is not divisible by {reference['heads']} heads")
+        if all(reference[key] in space[key] for key in ("depth", "heads", "hidden", "intermediate")):
+            raise ParamsError(f"params.yaml: 'bort.fptas.references[{position}]' is in the search space already; "
+                              "references are architectures outside it")
+    pretrain = bort["pretrain"]
+    if pretrain["batch_size"] % pretrain["nproc_per_node"]:
+        raise ParamsError(f"params.yaml: 'bort.pretrain.batch_size' ({pretrain['batch_size']}) must be divisible by "
+                          f"'bort.pretrain.nproc_per_node' ({pretrain['nproc_per_node']}): each process takes an "
+                          "equal slice of the global batch")
 
 
 class StageHparams(dict):

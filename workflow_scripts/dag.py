@@ -24,7 +24,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 INVALID_STAGE_NAME_CHARS = set(string.punctuation) - {"_", "-"}  # DVC's rule for stage names
 METRICS_SUFFIX = "metrics.json"  # metrics.json, layerwise_metrics.json: DVC metrics
 PLOT_SUFFIX = ".csv"            # per-layer tables under results/: DVC plots
-PLOT_AXES = {"x": "step", "y": "dev_score"}
+PLOT_AXES = {"x": "step", "y": "dev_score"}  # per-layer dev curves; other plots by their name's ending:
+PLOT_AXES_BY_SUFFIX = {"_curve.csv": {"x": "step", "y": "mlm_accuracy"},  # Bort pretraining curves
+                       "_scatter.csv": {"template": "scatter", "x": "parameters_millions", "y": "surrogate_error"}}
+TABLE_SUFFIX = "table.csv"      # result tables: plain (git-versioned) outputs, not plots
 HEATMAP_SUFFIX = "_heatmap.csv"  # one row per pruned (layer, head): DVC's confusion template counts them
 HEATMAP_AXES = {"template": "confusion", "x": "layer", "y": "head"}
 
@@ -72,6 +75,12 @@ def dvc_stage_command(rule: str, outputs: list[str]) -> str:
     return f"snakemake --cores all --allowed-rules {rule} -- {' '.join(outputs)}"
 
 
+def plot_axes(path: str) -> dict:
+    if path.endswith(HEATMAP_SUFFIX):
+        return HEATMAP_AXES
+    return next((axes for suffix, axes in PLOT_AXES_BY_SUFFIX.items() if path.endswith(suffix)), PLOT_AXES)
+
+
 def stage_from_job(job) -> tuple[str, dict]:
     """(stage name, dvc.yaml stage) for one Snakemake job."""
     from snakemake.io import is_flagged
@@ -90,7 +99,7 @@ def stage_from_job(job) -> tuple[str, dict]:
     # output as older than its inputs (directories are safe: Snakemake judges them by .snakemake_timestamp).
     uncached = {path for path in job.output if not is_flagged(path, "directory")}
     metrics = [str(path) for path in job.output if str(path).endswith(METRICS_SUFFIX)]
-    plots = [str(path) for path in job.output if str(path).endswith(PLOT_SUFFIX)]
+    plots = [str(path) for path in job.output if str(path).endswith(PLOT_SUFFIX) and not str(path).endswith(TABLE_SUFFIX)]
     outs = [path for path in outputs if path not in metrics and path not in plots]
     cache = {str(path): {"cache": False} for path in uncached}
     if outs:
@@ -98,8 +107,7 @@ def stage_from_job(job) -> tuple[str, dict]:
     if metrics:
         stage["metrics"] = [{path: {"cache": False}} for path in metrics]
     if plots:
-        stage["plots"] = [{path: {"cache": False, **(HEATMAP_AXES if path.endswith(HEATMAP_SUFFIX) else PLOT_AXES)}}
-                          for path in plots]
+        stage["plots"] = [{path: {"cache": False, **plot_axes(path)}} for path in plots]
     return dvc_stage_name(job.rule.name, dict(job.wildcards_dict)), stage
 
 

@@ -1,0 +1,204 @@
+# Bort: the FPTAS over sub-architectures <D, A, H, I> of the maximum point T (the base model), then distillation
+# pretraining of the chosen one.
+#   data/corpus/tokenized                                  <- prepare_corpus (once, shared by every candidate)
+#   models/bort/teacher                                    <- teacher_prep (T as a masked-LM)
+#   models/bort/fptas/candidates/D{d}_A{a}_H{h}_I{i}/metrics.json   <- fptas_candidate_train, one job each
+#   models/bort/fptas/teacher/metrics.json                 <- fptas_teacher_cost (p(T), i(T) by the same protocol)
+#   results/bort/fptas/{selection.json,table.md,...}       <- fptas_select
+#   models/bort/pretrain/{kd,mlm}  + results/bort/pretrain/{objective}_curve.csv   <- kd_pretrain
+#   results/bort/pretrain/comparison.md                    <- bort_report
+# Candidates are independent: `--cores N` trains N at once (one thread each, which is also what their latency is
+# measured on), and on a cluster each is one job.
+
+from workflow_scripts.fptas import search_plan
+
+BORT = config["bort"]
+BORT_PLAN = search_plan(config)
+BORT_OBJECTIVES = BORT["pretrain"]["objectives"]
+CORPUS = "data/corpus/tokenized"
+TEACHER = "models/bort/teacher"
+
+
+def candidate_metrics(candidates):
+    return [f"models/bort/fptas/candidates/{candidate.tag}/metrics.json" for candidate in candidates]
+
+
+# What every candidate measurement reads (the teacher's included), so that one protocol measures all of them.
+FPTAS_KEYS = {name: f"bort.fptas.{name}" for name in (
+    "steps", "hyperparameter_sets", "warmup_ratio", "max_grad_norm", "weight_decay", "dropout",
+    "heldout_batch_size", "seq_len", "latency_repeats", "latency_warmup")}
+FPTAS_KEYS.update({"mask_probability": "bort.corpus.mask_probability", "seed": "seed"})
+CANDIDATE_COMMAND = ("{PYTHON} -m workflow_scripts.fptas_candidate --teacher {input.teacher} --corpus {input.corpus} "
+                     "--output {output} {params.hp} --threads {threads} --log-file {log}")
+
+
+# ---- prepare_corpus: unlabelled text (generated, local files or a hub dataset), packed and tokenized once ------
+rule prepare_corpus:
+    input:
+        tokenizer="models/base",
+        code=code("prepare_corpus"),
+    output:
+        directory(CORPUS),
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, {
+            **{name: f"bort.corpus.{name}" for name in ("source", "hub_config", "text_column", "max_documents",
+                                                        "generated_sentences", "max_length", "heldout_fraction")},
+            "seed": "seed"}),
+    log:
+        "logs/prepare_corpus/corpus.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "{PYTHON} -m workflow_scripts.prepare_corpus --tokenizer {input.tokenizer} --output {output} {params.hp} "
+        "--threads {threads} --log-file {log}"
+
+
+# ---- teacher_prep: T as a masked-LM (its own head, or one fitted on its frozen encoder) ------------------------
+rule teacher_prep:
+    input:
+        model="models/base",
+        corpus=CORPUS,
+        code=code("teacher_prep"),
+    output:
+        directory(TEACHER),
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, {
+            **{name: f"bort.teacher.{name}" for name in ("head_steps", "learning_rate", "batch_size")},
+            "mask_probability": "bort.corpus.mask_probability", "seed": "seed"}),
+    log:
+        "logs/teacher_prep/teacher.log",
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    shell:
+        "{PYTHON} -m workflow_scripts.teacher_prep --model {input.model} --corpus {input.corpus} --output {output} "
+        "{params.hp} --threads {threads} --log-file {log}"
+
+
+# ---- fptas_teacher_cost: p(T), i(T) and T's held-out scores, measured like every candidate ---------------------
+rule fptas_teacher_cost:
+    input:
+        teacher=TEACHER,
+        corpus=CORPUS,
+        code=code("fptas_candidate"),
+    output:
+        "models/bort/fptas/teacher/metrics.json",
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, FPTAS_KEYS),
+    log:
+        "logs/fptas_teacher_cost/teacher.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        CANDIDATE_COMMAND + " --teacher-only"
+
+
+# ---- fptas_candidate_train: one architecture, trained s steps on the surrogate error, then measured -----------
+rule fptas_candidate_train:
+    input:
+        teacher=TEACHER,
+        corpus=CORPUS,
+        code=code("fptas_candidate"),
+    output:
+        "models/bort/fptas/candidates/D{depth}_A{heads}_H{hidden}_I{intermediate}/metrics.json",
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, FPTAS_KEYS),
+        architecture="D{depth}_A{heads}_H{hidden}_I{intermediate}",
+    log:
+        "logs/fptas_candidate_train/D{depth}_A{heads}_H{hidden}_I{intermediate}.log",
+    wildcard_constraints:
+        depth=r"\d+",
+        heads=r"\d+",
+        hidden=r"\d+",
+        intermediate=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        CANDIDATE_COMMAND + " --architecture {params.architecture}"
+
+
+# ---- fptas_select: W-coefficients, the interval step's choice, Table 1 and the candidates' plot ----------------
+rule fptas_select:
+    input:
+        teacher="models/bort/fptas/teacher/metrics.json",
+        candidates=candidate_metrics(BORT_PLAN.to_train),
+        references=candidate_metrics(BORT_PLAN.references),
+        code=code("fptas_select"),
+    output:
+        selection="results/bort/fptas/selection.json",
+        table="results/bort/fptas/table.md",
+        table_csv="results/bort/fptas/table.csv",
+        scatter="results/bort/fptas/candidates_scatter.csv",
+        svg="results/bort/fptas/candidates.svg",
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, {
+            "inference_cost": "bort.fptas.inference_cost", "epsilon": "bort.fptas.epsilon",
+            "representative": "bort.fptas.representative"}),
+        counts=f"--valid {BORT_PLAN.valid} --skipped {len(BORT_PLAN.skipped)}",
+    log:
+        "logs/fptas_select/selection.log",
+    threads: 1
+    shell:
+        "{PYTHON} -m workflow_scripts.fptas_select --teacher {input.teacher} --candidates {input.candidates} "
+        "--references {input.references} --output-dir results/bort/fptas {params.hp} {params.counts} --log-file {log}"
+
+
+def pretrain_launcher(wildcards):
+    """The stage CLI, under torch.distributed.run when more than one process is asked for (DDP)."""
+    processes = BORT["pretrain"]["nproc_per_node"]
+    if processes == 1:
+        return f"{PYTHON} -m"
+    return f"{PYTHON} -m torch.distributed.run --standalone --nproc_per_node {processes} -m"
+
+
+PRETRAIN_KEYS = {name: f"bort.pretrain.{name}" for name in BORT["pretrain"] if name not in ("objectives",
+                                                                                            "nproc_per_node")}
+PRETRAIN_KEYS.update({"mask_probability": "bort.corpus.mask_probability", "heldout_batch_size":
+                      "bort.fptas.heldout_batch_size", "seed": "seed"})
+
+
+# ---- kd_pretrain: the chosen architecture pretrained by distillation (kd) or by MLM alone (mlm) ----------------
+rule kd_pretrain:
+    input:
+        teacher=TEACHER,
+        corpus=CORPUS,
+        selection="results/bort/fptas/selection.json",
+        code=code("kd_pretrain"),
+    output:
+        model=directory("models/bort/pretrain/{objective}"),
+        curve="results/bort/pretrain/{objective}_curve.csv",
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, PRETRAIN_KEYS),
+        launcher=pretrain_launcher,
+    log:
+        "logs/kd_pretrain/{objective}.log",
+    wildcard_constraints:
+        objective="kd|mlm",
+    threads: max(1, workflow.cores // len(BORT_OBJECTIVES))
+    resources:
+        mem_mb=8000,
+        gpu=BORT["pretrain"]["nproc_per_node"] if BORT["pretrain"]["nproc_per_node"] > 1 else 0,
+    shell:
+        "{params.launcher} workflow_scripts.kd_pretrain --objective {wildcards.objective} --teacher {input.teacher} "
+        "--corpus {input.corpus} --selection {input.selection} --output {output.model} --curve {output.curve} "
+        "{params.hp} --threads {threads} --log-file {log}"
+
+
+# ---- bort_report: KD against MLM-only pretraining (the seed's Table 3 / Figure 1) -----------------------------
+rule bort_report:
+    input:
+        curves=expand("results/bort/pretrain/{objective}_curve.csv", objective=BORT_OBJECTIVES),
+        selection="results/bort/fptas/selection.json",
+        code=code("bort_report"),
+    output:
+        report="results/bort/pretrain/comparison.md",
+        metrics="results/bort/pretrain/comparison_metrics.json",
+    log:
+        "logs/bort_report/report.log",
+    threads: 1
+    shell:
+        "{PYTHON} -m workflow_scripts.bort_report --curves {input.curves} --selection {input.selection} "
+        "--output {output.report} --metrics {output.metrics} --log-file {log}"
