@@ -135,12 +135,17 @@ def test_noam_peaks_after_warmup_then_decays_as_inverse_square_root_and_linear_r
 
 
 def test_steps_to_reach_the_mlm_only_accuracy():
-    kd = [{"step": 10, "mlm_accuracy": 0.1}, {"step": 20, "mlm_accuracy": 0.3}, {"step": 30, "mlm_accuracy": 0.35}]
-    mlm = [{"step": 10, "mlm_accuracy": 0.05}, {"step": 20, "mlm_accuracy": 0.2}, {"step": 30, "mlm_accuracy": 0.3}]
+    kd = [{"step": 10, "mlm_accuracy": 0.1, "mlm_loss": 6.0}, {"step": 20, "mlm_accuracy": 0.3, "mlm_loss": 5.0},
+          {"step": 30, "mlm_accuracy": 0.35, "mlm_loss": 4.0}]
+    mlm = [{"step": 10, "mlm_accuracy": 0.05, "mlm_loss": 7.0}, {"step": 20, "mlm_accuracy": 0.2, "mlm_loss": 6.0},
+           {"step": 30, "mlm_accuracy": 0.3, "mlm_loss": 5.5}]
     assert steps_to_reach(kd, 0.3) == 20 and steps_to_reach(mlm, 0.9) is None
+    assert steps_to_reach(kd, 5.5, "mlm_loss") == 20 and steps_to_reach(mlm, 4.0, "mlm_loss") is None
     summary = compare({"kd": kd, "mlm": mlm})
-    assert summary["target_mlm_accuracy"] == 0.3
+    assert summary["target_mlm_accuracy"] == 0.3 and summary["target_mlm_loss"] == 5.5
     assert summary["objectives"]["kd"]["steps_to_target"] == 20 and summary["kd_steps_fraction_of_mlm"] == 20 / 30
+    assert summary["objectives"]["mlm"]["steps_to_target_loss"] == 30
+    assert summary["kd_steps_fraction_of_mlm_loss"] == 20 / 30
 
 
 # ---- stage CLIs on a tiny teacher ----------------------------------------------------------------------------------

@@ -56,6 +56,12 @@ def test_shipped_params_and_test_config_are_valid(params):
      "'head_pruning.ablations.auber_query.state_matrix'"),
     (lambda p: p["head_pruning"].update(seeds=[]), "'head_pruning.seeds'"),
     (lambda p: p["competitors"].update(budget="per_head"), "'competitors.budget'"),
+    (lambda p: p["bort"]["search_space"].update(heads=[7], hidden=[128, 256]), "'bort.search_space': no combination"),
+    (lambda p: p["bort"]["fptas"]["references"].append({"depth": 2, "heads": 5, "hidden": 128, "intermediate": 64}),
+     "'bort.fptas.references[1]': hidden size 128 is not divisible by 5 heads"),
+    (lambda p: p["bort"]["pretrain"].update(nproc_per_node=3), "'bort.pretrain.batch_size' (32) must be divisible"),
+    (lambda p: p["bort"]["fptas"].update(inference_cost="speed"), "'bort.fptas.inference_cost'"),
+    (lambda p: p["bort"]["fptas"].update(epsilon=0), "'bort.fptas.epsilon'"),
 ])
 def test_invalid_params_name_the_key(params, mutate, expected):
     broken = copy.deepcopy(params)
@@ -131,3 +137,18 @@ def test_an_ablation_overrides_auber_on_every_layer_and_is_tracked(params):
     assert method_overrides_key(params, "michel") is None
     assert method_layer_order(params, "auber_reverse") == "top_down"
     assert method_layer_order(params, "auber") == method_layer_order(params, "voita") == "bottom_up"
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """What Snakemake does with --configfile: mappings merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = deep_merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) \
+            else value
+    return merged
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (REPO_ROOT / "presets").glob("*.yaml")))
+def test_every_preset_over_params_yaml_is_valid(preset):
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    validate_params(deep_merge(params, yaml.safe_load((REPO_ROOT / "presets" / preset).read_text())))

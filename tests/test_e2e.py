@@ -82,6 +82,24 @@ def test_the_comparison_report_has_a_row_per_method_and_dvc_sees_its_metrics(rep
     assert "comparison_metrics.json" in run(DVC + ["metrics", "show"], repo).stdout
 
 
+def test_bort_searches_every_valid_candidate_then_pretrains_the_choice_with_checkpoints(repo):
+    selection = json.loads((repo / "results/bort/fptas/selection.json").read_text())
+    assert selection["valid_architectures"] == 2 and selection["skipped_architectures"] == 2
+    assert selection["chosen"]["tag"] in {"D1_A2_H16_I32", "D1_A2_H32_I32"}  # never the reference D2_A2_H16_I16
+    assert "| T |" in (repo / "results/bort/fptas/table.md").read_text()
+    for objective in ("kd", "mlm"):
+        folder = repo / "models/bort/pretrain" / objective
+        assert (folder / "model.safetensors").is_file() and (folder / "checkpoints/step_0000003").is_dir()
+        assert json.loads((folder / "metrics.json").read_text())["architecture"] == selection["chosen"]["tag"]
+        curve = (repo / f"results/bort/pretrain/{objective}_curve.csv").read_text().splitlines()
+        assert curve[0].startswith("objective,step,mlm_accuracy") and len(curve) == 1 + 3  # steps 2, 4, 6
+    inspected = run([sys.executable, "-m", "workflow_scripts.inspect", "models/bort/pretrain/kd/checkpoints/step_0000003",
+                     "--json"], repo)
+    assert json.loads(inspected.stdout)["heads_per_layer"] == [2]
+    shown = run(DVC + ["metrics", "show"], repo).stdout
+    assert "results/bort/pretrain/comparison_metrics.json" in shown
+
+
 def test_dvc_repro_reruns_only_the_task_whose_parameter_changed(repo):
     set_param(repo, "finetune_initial.per_task.gen_cola.learning_rate", 2.0e-3)  # a key DVC never saw
     ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)

@@ -16,40 +16,57 @@ from .io_utils import read_json, write_json, write_text
 def read_curve(path: str) -> tuple[str, list[dict]]:
     with open(path) as handle:
         rows = [{"step": int(row["step"]), "mlm_accuracy": float(row["mlm_accuracy"]),
-                 "objective": row["objective"]} for row in csv.DictReader(handle)]
+                 "mlm_loss": float(row["mlm_loss"]), "objective": row["objective"]} for row in csv.DictReader(handle)]
     if not rows:
         raise ValueError(f"{path} has no points")
     return rows[0]["objective"], rows
 
 
-def steps_to_reach(curve: list[dict], target: float) -> int | None:
-    """The first evaluated step whose accuracy is at least target (None: never)."""
-    return next((point["step"] for point in curve if point["mlm_accuracy"] >= target), None)
+def steps_to_reach(curve: list[dict], target: float, key: str = "mlm_accuracy") -> int | None:
+    """The first evaluated step whose accuracy is at least target, or whose loss (key mlm_loss) is at most target
+    (None: never)."""
+    reached = (lambda value: value <= target) if key == "mlm_loss" else (lambda value: value >= target)
+    return next((point["step"] for point in curve if reached(point[key])), None)
 
 
 def compare(curves: dict[str, list[dict]]) -> dict:
-    """Final accuracy of each objective; the target is MLM-only's final accuracy (else the lowest final one)."""
-    finals = {objective: curve[-1]["mlm_accuracy"] for objective, curve in curves.items()}
-    target = finals["mlm"] if "mlm" in finals else min(finals.values())
-    summary = {"target_mlm_accuracy": target, "objectives": {}}
+    """Final held-out accuracy and loss of each objective, and the steps each needs to reach MLM-only's final
+    accuracy and loss (without an mlm curve: the worst final values). Accuracy is a step function while a small
+    model still predicts the most frequent tokens; the loss shows progress there."""
+    accuracy = {objective: curve[-1]["mlm_accuracy"] for objective, curve in curves.items()}
+    loss = {objective: curve[-1]["mlm_loss"] for objective, curve in curves.items()}
+    target_accuracy = accuracy["mlm"] if "mlm" in accuracy else min(accuracy.values())
+    target_loss = loss["mlm"] if "mlm" in loss else max(loss.values())
+    summary = {"target_mlm_accuracy": target_accuracy, "target_mlm_loss": target_loss, "objectives": {}}
     for objective, curve in curves.items():
-        summary["objectives"][objective] = {"final_mlm_accuracy": finals[objective], "final_step": curve[-1]["step"],
-                                            "steps_to_target": steps_to_reach(curve, target)}
-    reached = {o: s["steps_to_target"] for o, s in summary["objectives"].items()}
-    if reached.get("kd") and reached.get("mlm"):
-        summary["kd_steps_fraction_of_mlm"] = reached["kd"] / reached["mlm"]
+        summary["objectives"][objective] = {
+            "final_mlm_accuracy": accuracy[objective], "final_mlm_loss": loss[objective],
+            "final_step": curve[-1]["step"], "steps_to_target": steps_to_reach(curve, target_accuracy),
+            "steps_to_target_loss": steps_to_reach(curve, target_loss, "mlm_loss")}
+    for suffix in ("", "_loss"):
+        reached = {o: entry[f"steps_to_target{suffix}"] for o, entry in summary["objectives"].items()}
+        if reached.get("kd") and reached.get("mlm"):
+            summary[f"kd_steps_fraction_of_mlm{suffix}"] = reached["kd"] / reached["mlm"]
     return summary
 
 
 def markdown(summary: dict, architecture: str) -> str:
-    lines = [f"Pretraining of {architecture}: held-out masked-LM accuracy (the corpus' held-out split).", "",
-             f"Target: {summary['target_mlm_accuracy']:.4f}, the accuracy MLM-only pretraining ends with.", "",
-             "| objective | final MLM accuracy | steps | steps to reach the target |", "|---|---|---|---|"]
+    def steps(value):
+        return value if value is not None else "not reached"
+
+    lines = [f"Pretraining of {architecture}: held-out masked-LM accuracy and loss (the corpus' held-out split).", "",
+             f"Targets: accuracy {summary['target_mlm_accuracy']:.4f} and loss {summary['target_mlm_loss']:.4f}, "
+             "what MLM-only pretraining ends with.", "",
+             "| objective | steps | final MLM accuracy | final MLM loss | steps to the accuracy target | "
+             "steps to the loss target |", "|---|---|---|---|---|---|"]
     for objective, entry in summary["objectives"].items():
-        reached = entry["steps_to_target"] if entry["steps_to_target"] is not None else "not reached"
-        lines.append(f"| {objective} | {entry['final_mlm_accuracy']:.4f} | {entry['final_step']} | {reached} |")
-    if "kd_steps_fraction_of_mlm" in summary:
-        lines += ["", f"Distillation reaches it in {summary['kd_steps_fraction_of_mlm']:.2f}x the steps of MLM alone."]
+        lines.append(f"| {objective} | {entry['final_step']} | {entry['final_mlm_accuracy']:.4f} | "
+                     f"{entry['final_mlm_loss']:.4f} | {steps(entry['steps_to_target'])} | "
+                     f"{steps(entry['steps_to_target_loss'])} |")
+    for suffix, what in (("", "accuracy"), ("_loss", "loss")):
+        if f"kd_steps_fraction_of_mlm{suffix}" in summary:
+            lines.append(f"\nDistillation reaches MLM-only's final {what} in "
+                         f"{summary[f'kd_steps_fraction_of_mlm{suffix}']:.2f}x its steps.")
     return "\n".join(lines) + "\n"
 
 

@@ -166,9 +166,6 @@ def _check_bort(bort: dict) -> None:
         if reference["hidden"] % reference["heads"]:
             raise ParamsError(f"params.yaml: 'bort.fptas.references[{position}]': hidden size {reference['hidden']} "
                               f"is not divisible by {reference['heads']} heads")
-        if all(reference[key] in space[key] for key in ("depth", "heads", "hidden", "intermediate")):
-            raise ParamsError(f"params.yaml: 'bort.fptas.references[{position}]' is in the search space already; "
-                              "references are architectures outside it")
     pretrain = bort["pretrain"]
     if pretrain["batch_size"] % pretrain["nproc_per_node"]:
         raise ParamsError(f"params.yaml: 'bort.pretrain.batch_size' ({pretrain['batch_size']}) must be divisible by "

@@ -65,6 +65,15 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return total, {"mlm": mlm.item(), "kl": kl.item()}
 
 
+def optimizer_step(loss: torch.Tensor, parameters, optimizer, scheduler, max_grad_norm: float) -> None:
+    """Backward, global gradient-norm clip, step, schedule step, clear."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logits if temperature == 1 else logits / temperature
 

@@ -17,11 +17,12 @@ import time
 
 import torch
 
-from .distillation import build_student, distillation_loss, heldout_scores, masked_logits, teacher_masked_logits
-from .fptas import Candidate, Vocabulary, flops_of, parameters_of
 from .cli import stage_parser, start_stage
 from .corpus import heldout_masked_batches, load_corpus, training_batches
 from .counters import count_parameters
+from .distillation import (build_student, distillation_loss, heldout_scores, masked_logits, optimizer_step,
+                           teacher_masked_logits)
+from .fptas import Candidate, Vocabulary, flops_of, parameters_of
 from .io_utils import write_json
 from .latency import measure_latency
 from .training import linear_schedule
@@ -62,11 +63,7 @@ def train_on_surrogate(student, teacher, train_blocks, tokenizer, hparams: dict,
         student_logits = masked_logits(student, batch)
         loss, _ = distillation_loss(student_logits, teacher_logits, batch["labels"][batch["labels"] != -100],
                                     mlm_weight=0.0, teacher_weight=1.0, temperature=1.0)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(loss, student.parameters(), optimizer, scheduler, args.max_grad_norm)
         losses.append(loss.item())
     return losses
 

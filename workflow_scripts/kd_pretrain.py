@@ -32,7 +32,8 @@ import time
 import torch
 import torch.distributed as dist
 
-from .distillation import build_student, distillation_loss, heldout_scores, masked_logits, schedule_factor
+from .distillation import (build_student, distillation_loss, heldout_scores, masked_logits, optimizer_step,
+                           schedule_factor)
 from .fptas import Candidate
 from .cli import stage_parser, start_stage
 from .corpus import heldout_masked_batches, load_corpus, training_batches
@@ -186,11 +187,7 @@ def train(args, logger, device) -> None:
                 teacher_logits = masked_logits(teacher, batch)
         loss, _ = distillation_loss(student_logits, teacher_logits, targets, mlm_weight, teacher_weight,
                                     args.temperature, normalizer=normalizer)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(loss, student.parameters(), optimizer, scheduler, args.max_grad_norm)
         recent_losses.append(loss.item())
         done = step + 1
         if rank == 0 and (done % args.evaluate_every_steps == 0 or done == args.steps):
