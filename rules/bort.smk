@@ -13,7 +13,11 @@
 from workflow_scripts.fptas import search_plan
 
 BORT = config["bort"]
-BORT_PLAN = search_plan(config)
+try:
+    # Orders the space by parameters and FLOPs, which needs T's vocabulary: read from the model's config.
+    BORT_PLAN = search_plan(config)
+except (RuntimeError, ValueError) as error:
+    raise WorkflowError(f"bort: {error}") from None
 BORT_OBJECTIVES = BORT["pretrain"]["objectives"]
 CORPUS = "data/corpus/tokenized"
 TEACHER = "models/bort/teacher"
