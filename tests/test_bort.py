@@ -14,9 +14,10 @@ import torch
 from workflow_repo import command_env
 from workflow_scripts.bort_report import compare, steps_to_reach
 from workflow_scripts.counters import count_parameters
-from workflow_scripts.distillation import build_student, distillation_loss, linear_factor, noam_factor
+from workflow_scripts.distillation import build_student, distillation_loss, noam_factor
 from workflow_scripts.fptas import (Candidate, Vocabulary, abnc_order, interval_representatives, parameters_of,
                                     rank_by_w, search_space, w_coefficient)
+from workflow_scripts.kd_pretrain import learning_rate_schedule
 
 MINILM_VOCABULARY = Vocabulary(vocab=30522, max_positions=512, type_vocab=2)
 TINY_VOCABULARY = Vocabulary(vocab=30522, max_positions=128, type_vocab=2)  # conftest's tiny_model_folder
@@ -130,8 +131,12 @@ def test_noam_peaks_after_warmup_then_decays_as_inverse_square_root_and_linear_r
     assert noam_factor(9, 10) == pytest.approx(1.0)
     assert noam_factor(4, 10) == pytest.approx(0.5)
     assert noam_factor(39, 10) == pytest.approx(math.sqrt(10 / 40))
-    assert linear_factor(9, 10, 110) == pytest.approx(1.0) and linear_factor(110, 10, 110) == 0.0
-    assert linear_factor(60, 10, 110) == pytest.approx(0.5)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    linear_factor = learning_rate_schedule("linear", optimizer, warmup_steps=10, total_steps=110).lr_lambdas[0]
+    assert linear_factor(9) == pytest.approx(1.0) and linear_factor(110) == 0.0
+    assert linear_factor(60) == pytest.approx(0.5)
+    noam = learning_rate_schedule("noam", optimizer, warmup_steps=10, total_steps=110).lr_lambdas[0]
+    assert noam(39) == pytest.approx(math.sqrt(10 / 40))
 
 
 def test_steps_to_reach_the_mlm_only_accuracy():

@@ -124,18 +124,3 @@ def noam_factor(step: int, warmup_steps: int) -> float:
     step = step + 1
     warmup_steps = max(1, warmup_steps)
     return min(step / warmup_steps, math.sqrt(warmup_steps / step))
-
-
-def linear_factor(step: int, warmup_steps: int, total_steps: int) -> float:
-    """The authors' code: linear warm-up, then linear decay to 0 at total_steps."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-
-def schedule_factor(name: str, step: int, warmup_steps: int, total_steps: int) -> float:
-    if name == "noam":
-        return noam_factor(step, warmup_steps)
-    if name == "linear":
-        return linear_factor(step, warmup_steps, total_steps)
-    raise ValueError(f"unknown schedule {name!r} (noam or linear)")

@@ -33,12 +33,12 @@ import torch
 import torch.distributed as dist
 
 from .distillation import (build_student, distillation_loss, heldout_scores, masked_logits, optimizer_step,
-                           schedule_factor)
+                           noam_factor)
 from .fptas import Candidate
 from .cli import stage_parser, start_stage
 from .corpus import heldout_masked_batches, load_corpus, training_batches
 from .io_utils import atomic_output_dir, read_json, write_json, write_text
-from .training import TrainingConfig, build_optimizer, seed_everything
+from .training import TrainingConfig, build_optimizer, linear_schedule, seed_everything
 
 CHECKPOINT_PREFIX = "step_"
 STATE_FILE = "trainer_state.pt"
@@ -61,6 +61,16 @@ def loss_weights(args) -> tuple[float, float]:
     return (args.mlm_weight, args.teacher_weight) if args.objective == "kd" else (1.0, 0.0)
 
 
+def learning_rate_schedule(name: str, optimizer, warmup_steps: int, total_steps: int):
+    """`noam` (the paper) or `linear` (the authors' code: linear warm-up, then linear decay to 0, the fine-tunes'
+    schedule)."""
+    if name == "noam":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: noam_factor(step, warmup_steps))
+    if name == "linear":
+        return linear_schedule(optimizer, total_steps, warmup_steps)
+    raise ValueError(f"unknown schedule {name!r} (noam or linear)")
+
+
 def fingerprint(args) -> str:
     """What a checkpoint must share with this run to be resumed: every argument that changes the computation."""
     relevant = {k: v for k, v in sorted(vars(args).items()) if k not in EXECUTION_ARGS}
@@ -73,19 +83,22 @@ def checkpoint_root(output: str) -> str:
     return output.rstrip("/") + ".checkpoints"
 
 
-def latest_checkpoint(root: str, expected_fingerprint: str, logger) -> str | None:
+def latest_checkpoint(root: str, expected_fingerprint: str, logger) -> tuple[str, dict] | tuple[None, None]:
+    """(folder, trainer state) of the newest complete checkpoint of this run; checkpoints of other arguments are
+    removed."""
     if not os.path.isdir(root):
-        return None
+        return None, None
     for name in sorted((n for n in os.listdir(root) if n.startswith(CHECKPOINT_PREFIX)), reverse=True):
         state_path = os.path.join(root, name, STATE_FILE)
         if not os.path.isfile(state_path):
             continue  # a checkpoint is complete only once its state file is there (written last, by rename)
-        if torch.load(state_path, weights_only=False)["fingerprint"] == expected_fingerprint:
-            return os.path.join(root, name)
+        state = torch.load(state_path, weights_only=False)
+        if state["fingerprint"] == expected_fingerprint:
+            return os.path.join(root, name), state
         logger.warning("checkpoints in %s are from other arguments: starting over", root)
         shutil.rmtree(root)
-        return None
-    return None
+        return None, None
+    return None, None
 
 
 def save_checkpoint(root: str, step: int, student, tokenizer, optimizer, scheduler, curve, args, run_fingerprint):
@@ -149,18 +162,18 @@ def train(args, logger, device) -> None:
                             weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm, seed=args.seed)
     optimizer = build_optimizer(student, config)
     warmup_steps = round(args.warmup_ratio * args.steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: schedule_factor(args.schedule, step, warmup_steps, args.steps))
+    scheduler = learning_rate_schedule(args.schedule, optimizer, warmup_steps, args.steps)
 
     run_fingerprint, root = fingerprint(args), checkpoint_root(args.output)
     start_step, curve = 0, []
-    resume_from = latest_checkpoint(root, run_fingerprint, logger) if rank == 0 else None
+    resume_from, state = latest_checkpoint(root, run_fingerprint, logger) if rank == 0 else (None, None)
     if world_size > 1:  # every rank resumes from rank 0's choice
         shared = [resume_from]
         dist.broadcast_object_list(shared, src=0)
         resume_from = shared[0]
+        if resume_from and state is None:
+            state = torch.load(os.path.join(resume_from, STATE_FILE), weights_only=False)
     if resume_from:
-        state = torch.load(os.path.join(resume_from, STATE_FILE), weights_only=False)
         student.load_state_dict(AutoModelForMaskedLM.from_pretrained(resume_from).state_dict())
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
