@@ -29,6 +29,10 @@ updated by every prune, so even a plain `model.save_pretrained` writes a folder 
 plain `from_pretrained` cannot load a pruned folder (it raises on the size mismatch), which is intended. We
 keep the record in config.json rather than a separate structure.json so that the folder cannot lose half of
 its description when someone copies config + weights only.
+
+A second config entry, "classifier_extra_layer": true, marks Bort's CoLA head (an extra hidden layer in front
+of a sequence classifier's linear `classifier`): `add_classifier_layer` builds it and `load_pruned` rebuilds it
+before loading, so such a folder loads wherever a plain classifier does.
 """
 
 import contextlib
@@ -410,6 +414,21 @@ def save_pruned(model: nn.Module, directory: str | os.PathLike, tokenizer=None) 
     return Path(directory)
 
 
+EXTRA_CLASSIFIER_LAYER = "classifier_extra_layer"
+
+
+def add_classifier_layer(model: nn.Module, dropout: float) -> None:
+    """Put a Linear(hidden, hidden) -> tanh -> dropout in front of the model's linear `classifier` (Bort's head for
+    CoLA) and record it in the config, so that the folder `save_pretrained` writes loads back through `load_pruned`."""
+    classifier = getattr(model, "classifier", None)
+    if not isinstance(classifier, nn.Linear):
+        raise ValueError(f"{type(model).__name__} has no linear `classifier` to put an extra layer in front of "
+                         f"(it has {type(classifier).__name__})")
+    hidden = classifier.in_features
+    model.classifier = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Dropout(dropout), classifier)
+    setattr(model.config, EXTRA_CLASSIFIER_LAYER, True)
+
+
 def _resolve_model_class(config, model_class):
     if model_class is not None:
         return model_class
@@ -503,15 +522,20 @@ def load_pruned(directory: str | os.PathLike, model_class=None, attn_implementat
     if _is_auto_class(model_class):
         build_kwargs["trust_remote_code"] = False
     record = _record(config)
-    if record is None:
+    extra_layer = getattr(config, EXTRA_CLASSIFIER_LAYER, False)
+    if record is None and not extra_layer:
         return model_class.from_pretrained(directory, config=config, **build_kwargs)
-    validate_compression(config)
+    if record is not None:
+        validate_compression(config)
     config.compression = None  # the model is built full-size, then shrunk (which rewrites the record)
     if _is_auto_class(model_class):
         model = model_class.from_config(config, **build_kwargs)
     else:
         model = model_class._from_config(config, **build_kwargs)
-    apply_compression(model, record)
+    if record is not None:
+        apply_compression(model, record)
+    if extra_layer and hasattr(model, "classifier"):  # an MLM or base class built from it has no classifier
+        add_classifier_layer(model, config.classifier_dropout or config.hidden_dropout_prob)
     saved = _align_base_prefix(_read_safetensors(directory), model)
     saved_architectures = getattr(config, "architectures", None) or []
     same_class = not saved_architectures or saved_architectures[0] == type(model).__name__
