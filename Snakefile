@@ -9,9 +9,10 @@ include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/head_pruning.smk"
 include: "rules/bort.smk"
+include: "rules/agora.smk"
 
 # Reports are cheap: on a cluster they run where Snakemake runs, not as jobs.
-localrules: report_layers, compare_methods, compare_methods_first_seed, fptas_select, bort_report
+localrules: report_layers, compare_methods, compare_methods_first_seed, fptas_select, bort_report, agora_compare
 
 
 def comparison_report(scope):
@@ -20,14 +21,18 @@ def comparison_report(scope):
 
 # Bort: the search's table and plot, and the distillation-versus-MLM comparison of the chosen architecture.
 BORT_REPORTS = ["results/bort/fptas/table.md", "results/bort/pretrain/comparison.md"]
-
-
+# Agora against the plain fine-tune of the same student, and the rounds of each task (DVC plots).
+AGORA_REPORTS = (["results/agora/comparison.md",
+                  *expand("results/agora/{task}/train_size_per_round.csv", task=AGORA_TASKS)] if AGORA_TASKS else [])
 rule all:
     input:
         expand("models/{task}/base/evaluate/metrics.json", task=TASKS),
         comparison_report("first_seed"),
         comparison_report("all_seeds"),
         BORT_REPORTS,
+        AGORA_REPORTS,
+        "results/models/first_seed/table.md",
+        "results/models/all_seeds/table.md",
 
 
 rule main:
@@ -35,3 +40,41 @@ rule main:
         expand("models/{task}/base/evaluate/metrics.json", task=TASKS),
         comparison_report("first_seed"),
         BORT_REPORTS,
+        AGORA_REPORTS,
+        "results/models/first_seed/table.md",
+
+
+# One table of every model the pipeline produces (dev metric, parameters, FLOPs, CPU latency at batch 1 and 32).
+MODEL_TABLE_COST_KEYS = {"seq_len": "evaluate.cost.seq_len", "latency_threads": "evaluate.cost.threads",
+                         "latency_warmup": "evaluate.cost.warmup", "latency_repeats": "evaluate.cost.repeats"}
+
+
+def evaluated_models(scope):
+    return [*expand("models/{task}/base/evaluate/metrics.json", task=TASKS),
+            *(comparison_runs(scope, "evaluation") if HEAD_PRUNING_TASKS else []),
+            *expand("models/{task}/{method}/evaluate/metrics.json", task=AGORA_TASKS, method=["agora", "bort_plain"])]
+
+
+# ---- model_table: every model measured one after another in one job, so that latencies compare side by side ----
+rule model_table:
+    input:
+        metrics=lambda wildcards: evaluated_models(wildcards.scope),
+        pretrained=expand("models/bort/pretrain/{objective}", objective=BORT_OBJECTIVES),
+        code=code("model_table"),
+    output:
+        markdown="results/models/{scope}/table.md",
+        table="results/models/{scope}/table.csv",
+        metrics="results/models/{scope}/models_metrics.json",
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, MODEL_TABLE_COST_KEYS),
+    log:
+        "logs/model_table/{scope}.log",
+    wildcard_constraints:
+        scope="all_seeds|first_seed",
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    shell:
+        "{PYTHON} -m workflow_scripts.model_table --metrics {input.metrics} --pretrained {input.pretrained} "
+        "--output-md {output.markdown} --output-csv {output.table} --output-json {output.metrics} {params.hp} "
+        "--threads {threads} --log-file {log}"

@@ -30,7 +30,7 @@ HEAD_PRUNING_SEEDS = config["head_pruning"]["seeds"]
 LAYER_ORDER = {method: processing_order(NUM_LAYERS, method_layer_order(config, method))
                for method in HEAD_PRUNING_METHODS}
 # The checkpoint each single-run method ends with; `evaluate` scores it. Method families add their entry here.
-FINAL_STAGE_OF_METHOD = {"base": "finetune_initial"}
+FINAL_STAGE_OF_METHOD = {"base": "finetune_initial", "agora": "agora_finetune", "bort_plain": "finetune_plain"}
 # The interpreter running Snakemake (the project's venv) runs the stage CLIs too.
 PYTHON = sys.executable
 

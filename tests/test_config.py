@@ -15,6 +15,7 @@ def only_task(params, task):
     """params running one task (every per-task section gets its entry)."""
     params.update(tasks=[task])
     params["head_pruning"]["tasks"] = [task]
+    params["agora"]["tasks"] = [task]
     for section in PER_TASK_SECTIONS:
         params[section]["per_task"] = {task: {}}
     return params
@@ -62,6 +63,12 @@ def test_shipped_params_and_test_config_are_valid(params):
     (lambda p: p["bort"]["pretrain"].update(nproc_per_node=3), "'bort.pretrain.batch_size' (32) must be divisible"),
     (lambda p: p["bort"]["fptas"].update(inference_cost="speed"), "'bort.fptas.inference_cost'"),
     (lambda p: p["bort"]["fptas"].update(epsilon=0), "'bort.fptas.epsilon'"),
+    (lambda p: p["agora"].update(tasks=["gen_sst"]), "'agora.tasks[0]': 'gen_sst' is not in 'tasks'"),
+    (lambda p: p["agora"].update(student="bort_tiny"), "'agora.student': unknown alias 'bort_tiny'"),
+    (lambda p: p["bort"]["pretrain"].update(objectives=["mlm"]), "'agora.student': 'bort_kd' needs 'kd'"),
+    (lambda p: p["agora"]["lexical"].update(word_dropout=0, swaps=0), "'agora.lexical': word_dropout 0 and swaps 0"),
+    (lambda p: p["agora"]["hyperparameter_grid"].update(seed=[]), "'agora.hyperparameter_grid.seed'"),
+    (lambda p: p["agora"].update(psi="synonyms"), "'agora.psi'"),
 ])
 def test_invalid_params_name_the_key(params, mutate, expected):
     broken = copy.deepcopy(params)

@@ -100,6 +100,28 @@ def test_bort_searches_every_valid_candidate_then_pretrains_the_choice_with_chec
     assert "results/bort/pretrain/comparison_metrics.json" in shown
 
 
+def test_agora_fine_tunes_the_distilled_student_with_rounds_plots_and_its_plain_baseline(repo):
+    agora = repo / "models/gen_cola/agora/agora_finetune"
+    summary = json.loads((agora / "agora.json").read_text())
+    assert summary["student"] == "models/bort/pretrain/kd" and len(summary["sets"]) == 2
+    assert sum(len(record["removed"]) for record in summary["rounds"]) == 2  # every set pruned: the loop ended
+    assert json.loads((agora / "config.json").read_text())["classifier_extra_layer"]  # CoLA's extra layer
+    assert (agora / "rounds/round_00/model/model.safetensors").is_file()
+    assert (agora / "rounds/round_00/added.jsonl").is_file()
+    plain = json.loads((repo / "models/gen_cola/bort_plain/finetune_plain/plain.json").read_text())
+    assert plain["set"] == summary["first_round_best_set"]
+    assert plain["training_examples"] >= summary["training_examples"]   # equal compute, at least
+    rounds = (repo / "results/agora/gen_cola/dev_per_round.csv").read_text().splitlines()
+    assert rounds[0].startswith("round,") and len(rounds) == 1 + len(summary["rounds"])
+    assert "| gen_cola |" in (repo / "results/agora/comparison.md").read_text()
+    table = json.loads((repo / "results/models/all_seeds/models_metrics.json").read_text())
+    assert set(table) == {"gen_mrpc/base", "gen_cola/base", "gen_mrpc/auber (seed 0)", "gen_mrpc/random (seed 0)",
+                          "gen_cola/agora", "gen_cola/bort_plain", "corpus (held-out MLM)/bort_kd",
+                          "corpus (held-out MLM)/bort_mlm"}
+    assert all(row["latency_b32_ms"] > 0 and row["flops"] > 0 for row in table.values())
+    assert "results/agora/gen_cola/dev_per_round.csv" in run(DVC + ["plots", "show", "--json"], repo).stdout
+
+
 def test_dvc_repro_reruns_only_the_task_whose_parameter_changed(repo):
     set_param(repo, "finetune_initial.per_task.gen_cola.learning_rate", 2.0e-3)  # a key DVC never saw
     ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)

@@ -20,6 +20,8 @@ from .tasks import TASKS
 PER_TASK_SECTIONS = ("finetune_initial", "finetune_layer", "finetune_final", "auber")
 # Sections that also have `per_layer` overrides: a list with one mapping per encoder layer (maybe {}).
 PER_LAYER_SECTIONS = ("auber",)
+# Agora's student aliases: the distilled Bort students (bort.pretrain.objectives).
+AGORA_STUDENT_ALIASES = {"bort_kd": "models/bort/pretrain/kd", "bort_mlm": "models/bort/pretrain/mlm"}
 # How head-pruning methods choose heads; any other name in head_pruning.methods is an AUBER ablation.
 HEAD_PRUNING_ALGORITHMS = ("auber", "random", "confidence", "michel", "voita")
 COMPETITOR_ALGORITHMS = HEAD_PRUNING_ALGORITHMS[1:]  # they take their budget from AUBER's chain
@@ -76,6 +78,7 @@ def validate_params(params) -> None:
     _check_model(params["model"])
     _check_glue_source(params)
     _check_bort(params["bort"])
+    _check_agora(params)
 
 
 def _check_tasks(params) -> None:
@@ -171,6 +174,33 @@ def _check_bort(bort: dict) -> None:
         raise ParamsError(f"params.yaml: 'bort.pretrain.batch_size' ({pretrain['batch_size']}) must be divisible by "
                           f"'bort.pretrain.nproc_per_node' ({pretrain['nproc_per_node']}): each process takes an "
                           "equal slice of the global batch")
+
+
+def _check_agora(params) -> None:
+    agora = params["agora"]
+    for position, task in enumerate(agora["tasks"]):
+        if task not in params["tasks"]:
+            raise ParamsError(f"params.yaml: 'agora.tasks[{position}]': {task!r} is not in 'tasks'")
+    if agora["psi"] == "lexical" and not (agora["lexical"]["word_dropout"] or agora["lexical"]["swaps"]):
+        raise ParamsError("params.yaml: 'agora.lexical': word_dropout 0 and swaps 0 would copy the errors unchanged")
+    student = agora["student"]
+    if student.startswith("bort_") and student not in AGORA_STUDENT_ALIASES:
+        raise ParamsError(f"params.yaml: 'agora.student': unknown alias {student!r} "
+                          f"(known: {', '.join(AGORA_STUDENT_ALIASES)}, or a checkpoint folder)")
+    objectives = params["bort"]["pretrain"]["objectives"]
+    if student in AGORA_STUDENT_ALIASES and student.removeprefix("bort_") not in objectives:
+        raise ParamsError(f"params.yaml: 'agora.student': {student!r} needs "
+                          f"{student.removeprefix('bort_')!r} in 'bort.pretrain.objectives'")
+
+
+def agora_checkpoint(params: dict, role: str, task: str) -> str:
+    """The folder of Agora's student or teacher for a task (aliases resolved, {task} substituted)."""
+    name = params["agora"][role]
+    if role == "student" and name in AGORA_STUDENT_ALIASES:
+        return AGORA_STUDENT_ALIASES[name]
+    if role == "teacher" and name == "base":
+        return f"models/{task}/base/finetune_initial"
+    return name.replace("{task}", task)
 
 
 class StageHparams(dict):

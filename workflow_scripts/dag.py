@@ -26,7 +26,9 @@ METRICS_SUFFIX = "metrics.json"  # metrics.json, layerwise_metrics.json: DVC met
 PLOT_SUFFIX = ".csv"            # per-layer tables under results/: DVC plots
 PLOT_AXES = {"x": "step", "y": "dev_score"}  # per-layer dev curves; other plots by their name's ending:
 PLOT_AXES_BY_SUFFIX = {"_curve.csv": {"x": "step", "y": "mlm_accuracy"},  # Bort pretraining curves
-                       "_scatter.csv": {"template": "scatter", "x": "parameters_millions", "y": "surrogate_error"}}
+                       "_scatter.csv": {"template": "scatter", "x": "parameters_millions", "y": "surrogate_error"},
+                       "dev_per_round.csv": {"x": "round", "y": "dev_score"},  # Agora, round by round
+                       "train_size_per_round.csv": {"x": "round", "y": "train_size"}}
 TABLE_SUFFIX = "table.csv"      # result tables: plain (git-versioned) outputs, not plots
 HEATMAP_SUFFIX = "_heatmap.csv"  # one row per pruned (layer, head): DVC's confusion template counts them
 HEATMAP_AXES = {"template": "confusion", "x": "layer", "y": "head"}

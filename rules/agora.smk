@@ -1,0 +1,121 @@
+# Agora: the student (default: the distilled Bort student) fine-tuned by teacher-labelled data expansion and
+# hyperparameter-set pruning, and its baseline at equal compute.
+#   models/{task}/agora/agora_finetune          <- agora_finetune (best model, agora.json, rounds/round_NN/)
+#   models/{task}/bort_plain/finetune_plain     <- finetune_plain (the best single set, Agora's training budget)
+#   models/{task}/{agora,bort_plain}/evaluate/metrics.json   <- evaluate (dev, and test when labelled)
+#   results/agora/{task}/{dev,train_size}_per_round.csv      <- agora_rounds (DVC plots)
+#   results/agora/comparison.md                              <- agora_compare
+from workflow_scripts.config import StageHparams, agora_checkpoint
+
+AGORA = config["agora"]
+AGORA_TASKS = AGORA["tasks"]
+
+# The student's recipe: what Agora and its baseline share.
+STUDENT_KEYS = {"max_length": "data.max_length", "selection_fraction": "agora.selection_fraction", "seed": "seed",
+                "epochs": "agora.epochs", "max_grad_norm": "agora.max_grad_norm",
+                "adam_epsilon": "agora.adam_epsilon", "init_range": "agora.classifier.init_range",
+                "dropout": "agora.classifier.dropout"}
+LOOP_KEYS = {"grid": "agora.hyperparameter_grid", "replay": "agora.replay", "tie_tolerance": "agora.tie_tolerance",
+             "psi": "agora.psi", "variants_per_error": "agora.variants_per_error",
+             "masked_lm": "agora.masked_lm", "lexical": "agora.lexical"}
+
+
+def student_hparams(wildcards, keys):
+    """The stage's flags, with Bort's extra classifier layer for the tasks params.yaml lists."""
+    hp = hparams_from_keys(config, keys)
+    return StageHparams({**hp, "extra_layer": wildcards.task in AGORA["classifier"]["extra_layer_tasks"]},
+                        {**hp.source_keys, "extra_layer": "agora.classifier.extra_layer_tasks"})
+
+
+def agora_inputs(wildcards):
+    inputs = {"student": agora_checkpoint(config, "student", wildcards.task),
+              "teacher": agora_checkpoint(config, "teacher", wildcards.task)}
+    if AGORA["psi"] == "masked_lm":
+        inputs["masked_lm"] = AGORA["masked_lm"]["model"]
+    return inputs
+
+
+# ---- agora_finetune: rounds of (train every surviving set, expand the data through psi and the teacher, prune) ---
+rule agora_finetune:
+    input:
+        unpack(agora_inputs),
+        raw="data/{task}/raw",
+        code=code("agora_finetune"),
+    output:
+        directory("models/{task}/agora/agora_finetune"),
+    params:
+        hp=lambda wildcards: student_hparams(wildcards, {**STUDENT_KEYS, **LOOP_KEYS}),
+    log:
+        "logs/agora_finetune/{task}.log",
+    wildcard_constraints:
+        task="|".join(AGORA_TASKS) or "$^",
+    threads: 1
+    resources:
+        mem_mb=6000,
+    shell:
+        "{PYTHON} -m workflow_scripts.agora_finetune --student {input.student} --teacher {input.teacher} "
+        "--raw {input.raw} --output {output} {params.hp} --threads {threads} --log-file {log}"
+
+
+# ---- finetune_plain: the same student and head, the best single set, as many training examples as Agora -------
+rule finetune_plain:
+    input:
+        student=lambda wildcards: agora_checkpoint(config, "student", wildcards.task),
+        agora="models/{task}/agora/agora_finetune",
+        raw="data/{task}/raw",
+        code=code("agora_plain"),
+    output:
+        directory("models/{task}/bort_plain/finetune_plain"),
+    params:
+        hp=lambda wildcards: student_hparams(wildcards, STUDENT_KEYS),
+    log:
+        "logs/finetune_plain/{task}.log",
+    wildcard_constraints:
+        task="|".join(AGORA_TASKS) or "$^",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "{PYTHON} -m workflow_scripts.agora_plain --student {input.student} --agora {input.agora} --raw {input.raw} "
+        "--output {output} {params.hp} --threads {threads} --log-file {log}"
+
+
+# ---- agora_rounds: the dev score of every round's best model and the training-set size (DVC plots) -------------
+rule agora_rounds:
+    input:
+        agora="models/{task}/agora/agora_finetune",
+        data="data/{task}/tokenized",
+        code=code("agora_report"),
+    output:
+        dev="results/agora/{task}/dev_per_round.csv",
+        size="results/agora/{task}/train_size_per_round.csv",
+    params:
+        hp=lambda wildcards: hparams_from_keys(config, {"batch_size": "evaluate.batch_size"}),
+    log:
+        "logs/agora_rounds/{task}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "{PYTHON} -m workflow_scripts.agora_report rounds --agora {input.agora} --data {input.data} "
+        "--dev-output {output.dev} --size-output {output.size} {params.hp} --threads {threads} --log-file {log}"
+
+
+# ---- agora_compare: Agora against the plain fine-tune, task by task (score, wall time, points added) -----------
+rule agora_compare:
+    input:
+        agora=expand("models/{task}/agora/agora_finetune", task=AGORA_TASKS),
+        plain=expand("models/{task}/bort_plain/finetune_plain", task=AGORA_TASKS),
+        agora_metrics=expand("models/{task}/agora/evaluate/metrics.json", task=AGORA_TASKS),
+        plain_metrics=expand("models/{task}/bort_plain/evaluate/metrics.json", task=AGORA_TASKS),
+        rounds=expand("results/agora/{task}/dev_per_round.csv", task=AGORA_TASKS),
+        code=code("agora_report"),
+    output:
+        table="results/agora/comparison.md",
+        metrics="results/agora/comparison_metrics.json",
+    log:
+        "logs/agora_compare/compare.log",
+    shell:
+        "{PYTHON} -m workflow_scripts.agora_report compare --agora {input.agora} --plain {input.plain} "
+        "--agora-metrics {input.agora_metrics} --plain-metrics {input.plain_metrics} --output {output.table} "
+        "--metrics-output {output.metrics} --log-file {log}"
