@@ -101,37 +101,39 @@ def test_bort_searches_every_valid_candidate_then_pretrains_the_choice_with_chec
 
 
 def test_agora_fine_tunes_the_distilled_student_with_rounds_plots_and_its_plain_baseline(repo):
-    agora = repo / "models/gen_cola/agora/agora_finetune"
+    agora = repo / "models/gen_mrpc/agora/agora_finetune"
     summary = json.loads((agora / "agora.json").read_text())
     assert summary["student"] == "models/bort/pretrain/kd" and len(summary["sets"]) == 2
     assert sum(len(record["removed"]) for record in summary["rounds"]) == 2  # every set pruned: the loop ended
-    assert json.loads((agora / "config.json").read_text())["classifier_extra_layer"]  # CoLA's extra layer
+    assert json.loads((agora / "config.json").read_text())["classifier_extra_layer"]  # tiny.yaml asks for it
     assert (agora / "rounds/round_00/model/model.safetensors").is_file()
     assert (agora / "rounds/round_00/added.jsonl").is_file()
-    plain = json.loads((repo / "models/gen_cola/bort_plain/finetune_plain/plain.json").read_text())
+    plain = json.loads((repo / "models/gen_mrpc/bort_plain/finetune_plain/plain.json").read_text())
     assert plain["set"] == summary["first_round_best_set"]
     assert plain["training_examples"] >= summary["training_examples"]   # equal compute, at least
-    rounds = (repo / "results/agora/gen_cola/dev_per_round.csv").read_text().splitlines()
+    rounds = (repo / "results/agora/gen_mrpc/dev_per_round.csv").read_text().splitlines()
     assert rounds[0].startswith("round,") and len(rounds) == 1 + len(summary["rounds"])
-    assert "| gen_cola |" in (repo / "results/agora/comparison.md").read_text()
+    assert "| gen_mrpc |" in (repo / "results/agora/comparison.md").read_text()
     table = json.loads((repo / "results/models/all_seeds/models_metrics.json").read_text())
     assert set(table) == {"gen_mrpc/base", "gen_cola/base", "gen_mrpc/auber (seed 0)", "gen_mrpc/random (seed 0)",
-                          "gen_cola/agora", "gen_cola/bort_plain", "corpus (held-out MLM)/bort_kd",
+                          "gen_mrpc/agora", "gen_mrpc/bort_plain", "corpus (held-out MLM)/bort_kd",
                           "corpus (held-out MLM)/bort_mlm"}
     assert all(row["latency_b32_ms"] > 0 and row["flops"] > 0 for row in table.values())
-    assert "results/agora/gen_cola/dev_per_round.csv" in run(DVC + ["plots", "show", "--json"], repo).stdout
+    assert "results/agora/gen_mrpc/dev_per_round.csv" in run(DVC + ["plots", "show", "--json"], repo).stdout
 
 
 def test_dvc_repro_reruns_only_the_task_whose_parameter_changed(repo):
     set_param(repo, "finetune_initial.per_task.gen_cola.learning_rate", 2.0e-3)  # a key DVC never saw
     ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)
-    assert ran == {"finetune_initial-gen_cola", "evaluate-gen_cola-base"}  # gen_cola has no pruning chain here
+    # gen_cola has no pruning chain and no Agora run here; the tables of every model read its evaluation
+    assert {"finetune_initial-gen_cola", "evaluate-gen_cola-base"} <= ran <= {
+        "finetune_initial-gen_cola", "evaluate-gen_cola-base", "model_table-first_seed", "model_table-all_seeds"}
     assert_snakemake_has_nothing_to_do(repo)
     assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
 
 
 CHAIN_RULES = {"finetune_layer", "finetune_final", "evaluate_chain", "report_layers", "compare_methods",
-               "compare_methods_first_seed"}
+               "compare_methods_first_seed", "model_table"}
 
 
 def test_a_layer_parameter_reruns_that_layer_and_above_through_dvc(repo):
@@ -140,7 +142,7 @@ def test_a_layer_parameter_reruns_that_layer_and_above_through_dvc(repo):
     layer_1_and_above = {f"{stage}-gen_mrpc-{method}-0{suffix}" for method in ("auber", "random")
                          for stage, suffix in (("prune_layer", "-1"), ("finetune_layer", "-1"), ("finetune_final", ""),
                                                ("evaluate_chain", ""), ("report_layers", ""))}
-    comparison = {"compare_methods", "compare_methods_first_seed"}
+    comparison = {"compare_methods", "compare_methods_first_seed", "model_table-first_seed", "model_table-all_seeds"}
     # DVC compares contents: a stage whose inputs came out byte-identical (the same heads pruned) is skipped
     assert "prune_layer-gen_mrpc-auber-0-1" in ran and ran <= layer_1_and_above | comparison
     # Snakemake compares timestamps: it may rerun what DVC skipped, once, and nothing below layer 1
