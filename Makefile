@@ -16,8 +16,10 @@ CORES ?= all
 run: $(VENV)/.installed
 	snakemake --cores $(CORES) main
 
+# Two workers, one test file each at a time: the end-to-end module (mostly waiting on its snakemake/dvc
+# subprocesses) runs beside the unit tests.
 test: $(VENV)/.installed
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile
 
 venv: $(VENV)/.installed
 
