@@ -49,6 +49,7 @@ rule agora_finetune:
         "logs/agora_finetune/{task}.log",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
+    priority: CRITICAL_PATH_PRIORITY
     threads: 1
     resources:
         mem_mb=6000,
@@ -72,6 +73,7 @@ rule finetune_plain:
         "logs/finetune_plain/{task}.log",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
+    priority: CRITICAL_PATH_PRIORITY
     threads: 1
     resources:
         mem_mb=4000,
