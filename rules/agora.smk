@@ -49,7 +49,6 @@ rule agora_finetune:
         "logs/agora_finetune/{task}.log",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
-    priority: CRITICAL_PATH_PRIORITY
     threads: 1
     resources:
         mem_mb=6000,
@@ -73,7 +72,6 @@ rule finetune_plain:
         "logs/finetune_plain/{task}.log",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
-    priority: CRITICAL_PATH_PRIORITY
     threads: 1
     resources:
         mem_mb=4000,

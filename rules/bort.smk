@@ -50,7 +50,6 @@ rule prepare_corpus:
             "seed": "seed"}),
     log:
         "logs/prepare_corpus/corpus.log",
-    priority: CRITICAL_PATH_PRIORITY
     threads: 1
     resources:
         mem_mb=4000,
@@ -73,7 +72,6 @@ rule teacher_prep:
             "mask_probability": "bort.corpus.mask_probability", "seed": "seed"}),
     log:
         "logs/teacher_prep/teacher.log",
-    priority: CRITICAL_PATH_PRIORITY
     threads: workflow.cores
     resources:
         mem_mb=4000,
@@ -94,7 +92,6 @@ rule fptas_teacher_cost:
         hp=lambda wildcards: hparams_from_keys(config, FPTAS_KEYS),
     log:
         "logs/fptas_teacher_cost/teacher.log",
-    priority: CRITICAL_PATH_PRIORITY
     threads: 1
     resources:
         mem_mb=4000,
@@ -120,7 +117,6 @@ rule fptas_candidate_train:
         heads=r"\d+",
         hidden=r"\d+",
         intermediate=r"\d+",
-    priority: CRITICAL_PATH_PRIORITY
     threads: 1
     resources:
         mem_mb=4000,
@@ -148,7 +144,6 @@ rule fptas_select:
         counts=f"--valid {BORT_PLAN.valid} --skipped {len(BORT_PLAN.skipped)}",
     log:
         "logs/fptas_select/selection.log",
-    priority: CRITICAL_PATH_PRIORITY
     threads: 1
     shell:
         "{PYTHON} -m workflow_scripts.fptas_select --teacher {input.teacher} --candidates {input.candidates} "
@@ -186,7 +181,6 @@ rule kd_pretrain:
         "logs/kd_pretrain/{objective}.log",
     wildcard_constraints:
         objective="kd|mlm",
-    priority: CRITICAL_PATH_PRIORITY
     threads: max(1, workflow.cores // len(BORT_OBJECTIVES))
     resources:
         mem_mb=8000,

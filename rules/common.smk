@@ -31,9 +31,6 @@ LAYER_ORDER = {method: processing_order(NUM_LAYERS, method_layer_order(config, m
                for method in HEAD_PRUNING_METHODS}
 # The checkpoint each single-run method ends with; `evaluate` scores it. Method families add their entry here.
 FINAL_STAGE_OF_METHOD = {"base": "finetune_initial", "agora": "agora_finetune", "bort_plain": "finetune_plain"}
-# Bort's search, pretraining and Agora form the pipeline's longest chain of dependent jobs: its jobs go first when
-# several are ready, so that the head-pruning chains fill the cores around it instead of after it.
-CRITICAL_PATH_PRIORITY = 10
 # The interpreter running Snakemake (the project's venv) runs the stage CLIs too.
 PYTHON = sys.executable
 
