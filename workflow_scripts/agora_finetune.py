@@ -124,7 +124,7 @@ class AgoraRun:
         self.fingerprint = fingerprint(args)
         self.added: list[dict] = []
         self.pending_added: list[dict] = []  # the points the current round added, written with the round
-        self.best_model = None
+        self.best_model, self.best_logits = None, None  # the round's best model and its selection-split logits
         self.teacher, self.psi = None, None  # loaded on the first expansion
 
     def resume(self) -> list[Round]:
@@ -146,11 +146,11 @@ class AgoraRun:
         scores, best_score = {}, None
         for name in set_names:
             model = self.train_one(self.sets[name], dataset, f"round {index} {name}")
-            scores[name], _ = score_on(model, self.selection, self.spec, self.args.eval_batch_size, self.collate_fn,
-                                       self.device)
+            scores[name], logits = score_on(model, self.selection, self.spec, self.args.eval_batch_size,
+                                            self.collate_fn, self.device)
             self.logger.info("round %d, set %s: selection %s %.4f", index, name, self.spec["metrics"][0], scores[name])
             if best_score is None or scores[name] > best_score:
-                best_score, self.best_model = scores[name], model.cpu()
+                best_score, self.best_model, self.best_logits = scores[name], model.cpu(), logits
         return scores
 
     def train_one(self, hyperparameters: dict, dataset, description: str):
@@ -164,9 +164,7 @@ class AgoraRun:
 
     def expand(self, record: Round) -> tuple[int, int, dict]:
         """Psi on the best model's selection errors, teacher-labelled, de-duplicated, added."""
-        _, logits = score_on(self.best_model, self.selection, self.spec, self.args.eval_batch_size, self.collate_fn,
-                             self.device)
-        error_ids = wrong(predictions(logits, self.num_labels), np.asarray(self.selection["labels"]), self.num_labels)
+        error_ids = wrong(predictions(self.best_logits, self.num_labels), np.asarray(self.selection["labels"]), self.num_labels)
         errors = [self.selection_rows[i] for i in error_ids]
         rng = np.random.default_rng([self.args.seed, record.index])  # the same points whether resumed or not
         generated = self.load_psi().transform(errors, self.text_columns, self.args.variants_per_error, rng)
