@@ -35,10 +35,10 @@ $(VENV)/.installed: pyproject.toml
 
 # dvc.yaml is generated from the Snakemake DAG; regenerate after changing rules, tasks or the model.
 dvc.yaml: $(VENV)/.installed
-	$(PYTHON) -m workflow_scripts.dvc_sync
+	$(PYTHON) -m workflow_scripts.pipeline.dvc_sync
 
 check-dvc: $(VENV)/.installed
-	$(PYTHON) -m workflow_scripts.dvc_sync --check
+	$(PYTHON) -m workflow_scripts.pipeline.dvc_sync --check
 
 clean:
 	rm -rf data models logs results .snakemake

@@ -75,6 +75,6 @@ rule model_table:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m workflow_scripts.model_table --metrics {input.metrics} --pretrained {input.pretrained} "
+        "{PYTHON} -m workflow_scripts.stages.model_table --metrics {input.metrics} --pretrained {input.pretrained} "
         "--output-md {output.markdown} --output-csv {output.table} --output-json {output.metrics} {params.hp} "
         "--threads {threads} --log-file {log}"

@@ -20,13 +20,13 @@ import time
 import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
-from workflow_scripts.auber import AuberConfig, search_layer
-from workflow_scripts.dqn import DQNConfig
-from workflow_scripts.latency import cpu_model_name
-from workflow_scripts.layerwise import layer_seed, layer_split
-from workflow_scripts.models import load_for_classification
-from workflow_scripts.tasks import TRAIN
-from workflow_scripts.tokenize_task import load_tokenized
+from workflow_scripts.head_pruning.auber import AuberConfig, search_layer
+from workflow_scripts.head_pruning.dqn import DQNConfig
+from workflow_scripts.core.latency import cpu_model_name
+from workflow_scripts.head_pruning.layerwise import layer_seed, layer_split
+from workflow_scripts.core.models import load_for_classification
+from workflow_scripts.data.tasks import TRAIN
+from workflow_scripts.stages.tokenize_task import load_tokenized
 
 
 def run_search(args, layer: int, cache: bool) -> tuple[dict, float]:

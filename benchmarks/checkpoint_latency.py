@@ -10,9 +10,9 @@ import statistics
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from workflow_scripts.counters import count_parameters  # noqa: E402
-from workflow_scripts.latency import cpu_model_name, measure_latency  # noqa: E402
-from workflow_scripts.surgery import load_pruned, model_structure  # noqa: E402
+from workflow_scripts.core.counters import count_parameters  # noqa: E402
+from workflow_scripts.core.latency import cpu_model_name, measure_latency  # noqa: E402
+from workflow_scripts.core.surgery import load_pruned, model_structure  # noqa: E402
 
 
 def main(argv=None) -> None:

@@ -22,10 +22,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from transformers import AutoModelForSequenceClassification  # noqa: E402
 
-from workflow_scripts.counters import count_flops  # noqa: E402
-from workflow_scripts.latency import cpu_model_name, measure_latency  # noqa: E402
-from workflow_scripts.models import minilm_folder  # noqa: E402
-from workflow_scripts.surgery import attach_head_gates, prune_heads  # noqa: E402
+from workflow_scripts.core.counters import count_flops  # noqa: E402
+from workflow_scripts.core.latency import cpu_model_name, measure_latency  # noqa: E402
+from workflow_scripts.core.models import minilm_folder  # noqa: E402
+from workflow_scripts.core.surgery import attach_head_gates, prune_heads  # noqa: E402
 
 
 def half_of_heads(num_layers: int, num_heads: int, seed: int) -> dict[int, list[int]]:

@@ -5,7 +5,7 @@
 #   models/{task}/{agora,bort_plain}/evaluate/metrics.json   <- evaluate (dev, and test when labelled)
 #   results/agora/{task}/{dev,train_size}_per_round.csv      <- agora_rounds (DVC plots)
 #   results/agora/comparison.md                              <- agora_compare
-from workflow_scripts.config import StageHparams, agora_checkpoint
+from workflow_scripts.pipeline.params import StageHparams, agora_checkpoint
 
 AGORA = config["agora"]
 AGORA_TASKS = AGORA["tasks"]
@@ -53,7 +53,7 @@ rule agora_finetune:
     resources:
         mem_mb=6000,
     shell:
-        "{PYTHON} -m workflow_scripts.agora_finetune --student {input.student} --teacher {input.teacher} "
+        "{PYTHON} -m workflow_scripts.stages.agora_finetune --student {input.student} --teacher {input.teacher} "
         "--raw {input.raw} --output {output} {params.hp} --threads {threads} --log-file {log}"
 
 
@@ -76,7 +76,7 @@ rule finetune_plain:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m workflow_scripts.agora_plain --student {input.student} --agora {input.agora} --raw {input.raw} "
+        "{PYTHON} -m workflow_scripts.stages.agora_plain --student {input.student} --agora {input.agora} --raw {input.raw} "
         "--output {output} {params.hp} --threads {threads} --log-file {log}"
 
 
@@ -97,7 +97,7 @@ rule agora_rounds:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m workflow_scripts.agora_report rounds --agora {input.agora} --data {input.data} "
+        "{PYTHON} -m workflow_scripts.stages.agora_report rounds --agora {input.agora} --data {input.data} "
         "--dev-output {output.dev} --size-output {output.size} {params.hp} --threads {threads} --log-file {log}"
 
 
@@ -116,6 +116,6 @@ rule agora_compare:
     log:
         "logs/agora_compare/compare.log",
     shell:
-        "{PYTHON} -m workflow_scripts.agora_report compare --agora {input.agora} --plain {input.plain} "
+        "{PYTHON} -m workflow_scripts.stages.agora_report compare --agora {input.agora} --plain {input.plain} "
         "--agora-metrics {input.agora_metrics} --plain-metrics {input.plain_metrics} --output {output.table} "
         "--metrics-output {output.metrics} --log-file {log}"

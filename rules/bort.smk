@@ -10,7 +10,7 @@
 # Candidates are independent: `--cores N` trains N at once (one thread each, which is also what their latency is
 # measured on), and on a cluster each is one job.
 
-from workflow_scripts.fptas import search_plan
+from workflow_scripts.bort.fptas import search_plan
 
 BORT = config["bort"]
 try:
@@ -32,7 +32,7 @@ FPTAS_KEYS = {name: f"bort.fptas.{name}" for name in (
     "steps", "hyperparameter_sets", "warmup_ratio", "max_grad_norm", "weight_decay", "dropout",
     "heldout_batch_size", "seq_len", "latency_repeats", "latency_warmup")}
 FPTAS_KEYS.update({"mask_probability": "bort.corpus.mask_probability", "seed": "seed"})
-CANDIDATE_COMMAND = ("{PYTHON} -m workflow_scripts.fptas_candidate --teacher {input.teacher} --corpus {input.corpus} "
+CANDIDATE_COMMAND = ("{PYTHON} -m workflow_scripts.stages.fptas_candidate --teacher {input.teacher} --corpus {input.corpus} "
                      "--output {output} {params.hp} --threads {threads} --log-file {log}")
 
 
@@ -54,7 +54,7 @@ rule prepare_corpus:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m workflow_scripts.prepare_corpus --tokenizer {input.tokenizer} --output {output} {params.hp} "
+        "{PYTHON} -m workflow_scripts.stages.prepare_corpus --tokenizer {input.tokenizer} --output {output} {params.hp} "
         "--threads {threads} --log-file {log}"
 
 
@@ -76,7 +76,7 @@ rule teacher_prep:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m workflow_scripts.teacher_prep --model {input.model} --corpus {input.corpus} --output {output} "
+        "{PYTHON} -m workflow_scripts.stages.teacher_prep --model {input.model} --corpus {input.corpus} --output {output} "
         "{params.hp} --threads {threads} --log-file {log}"
 
 
@@ -146,7 +146,7 @@ rule fptas_select:
         "logs/fptas_select/selection.log",
     threads: 1
     shell:
-        "{PYTHON} -m workflow_scripts.fptas_select --teacher {input.teacher} --candidates {input.candidates} "
+        "{PYTHON} -m workflow_scripts.stages.fptas_select --teacher {input.teacher} --candidates {input.candidates} "
         "--references {input.references} --output-dir results/bort/fptas {params.hp} {params.counts} --log-file {log}"
 
 
@@ -186,7 +186,7 @@ rule kd_pretrain:
         mem_mb=8000,
         gpu=BORT["pretrain"]["nproc_per_node"] if BORT["pretrain"]["nproc_per_node"] > 1 else 0,
     shell:
-        "{params.launcher} workflow_scripts.kd_pretrain --objective {wildcards.objective} --teacher {input.teacher} "
+        "{params.launcher} workflow_scripts.stages.kd_pretrain --objective {wildcards.objective} --teacher {input.teacher} "
         "--corpus {input.corpus} --selection {input.selection} --output {output.model} --curve {output.curve} "
         "{params.hp} --threads {threads} --log-file {log}"
 
@@ -204,5 +204,5 @@ rule bort_report:
         "logs/bort_report/report.log",
     threads: 1
     shell:
-        "{PYTHON} -m workflow_scripts.bort_report --curves {input.curves} --selection {input.selection} "
+        "{PYTHON} -m workflow_scripts.stages.bort_report --curves {input.curves} --selection {input.selection} "
         "--output {output.report} --metrics {output.metrics} --log-file {log}"

@@ -4,12 +4,12 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from workflow_scripts.config import (COMPETITOR_ALGORITHMS, ParamsError, check_per_layer, hparams_from_keys,
+from workflow_scripts.pipeline.params import (COMPETITOR_ALGORITHMS, ParamsError, check_per_layer, hparams_from_keys,
                                     method_algorithm, method_layer_order, method_overrides_key, stage_hparams,
                                     validate_params)
-from workflow_scripts.dag import adopt_into_dvc, code_files
-from workflow_scripts.layerwise import processing_order
-from workflow_scripts.models import encoder_depth
+from workflow_scripts.pipeline.dag import adopt_into_dvc, code_files
+from workflow_scripts.head_pruning.layerwise import processing_order
+from workflow_scripts.core.models import encoder_depth
 
 configfile: "params.yaml"
 
@@ -48,7 +48,7 @@ def final_checkpoint(wildcards):
 
 def code(module):
     """Inputs that make a stage rerun when its code (the CLI and the library modules it imports) changes."""
-    return code_files(f"workflow_scripts.{module}")
+    return code_files(f"workflow_scripts.stages.{module}")
 
 
 onsuccess:

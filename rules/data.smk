@@ -17,7 +17,7 @@ rule fetch_model:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m workflow_scripts.fetch_model --output {output} {params.hp} --threads {threads} --log-file {log}"
+        "{PYTHON} -m workflow_scripts.stages.fetch_model --output {output} {params.hp} --threads {threads} --log-file {log}"
 
 
 def prepare_task_hparams(wildcards):
@@ -42,7 +42,7 @@ rule prepare_task:
     resources:
         mem_mb=2000,
     shell:
-        "{PYTHON} -m workflow_scripts.prepare_task --task {wildcards.task} --output {output} {params.hp} "
+        "{PYTHON} -m workflow_scripts.stages.prepare_task --task {wildcards.task} --output {output} {params.hp} "
         "--log-file {log}"
 
 
@@ -62,5 +62,5 @@ rule tokenize_task:
     resources:
         mem_mb=2000,
     shell:
-        "{PYTHON} -m workflow_scripts.tokenize_task --raw {input.raw} --tokenizer {input.tokenizer} "
+        "{PYTHON} -m workflow_scripts.stages.tokenize_task --raw {input.raw} --tokenizer {input.tokenizer} "
         "--output {output} {params.hp} --threads {threads} --log-file {log}"

@@ -18,11 +18,11 @@ rule finetune_initial:
     resources:
         mem_mb=8000,
     shell:
-        "{PYTHON} -m workflow_scripts.finetune --model {input.model} --data {input.data} --output {output} "
+        "{PYTHON} -m workflow_scripts.stages.finetune --model {input.model} --data {input.data} --output {output} "
         "{params.hp} --threads {threads} --log-file {log}"
 
 
-EVALUATE_COMMAND = ("{PYTHON} -m workflow_scripts.evaluate --model {input.model} --data {input.data} --output {output} "
+EVALUATE_COMMAND = ("{PYTHON} -m workflow_scripts.stages.evaluate --model {input.model} --data {input.data} --output {output} "
                     "{params.hp} --threads {threads} --log-file {log}")
 
 

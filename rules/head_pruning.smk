@@ -78,7 +78,7 @@ rule prune_layer:
     resources:
         mem_mb=6000,
     shell:
-        "{PYTHON} -m workflow_scripts.prune_layer --method {params.algorithm} --method-name {wildcards.method} "
+        "{PYTHON} -m workflow_scripts.stages.prune_layer --method {params.algorithm} --method-name {wildcards.method} "
         "--layer {wildcards.layer} --seed {wildcards.seed} --layer-order {params.layer_order} --model {input.model} "
         "--data {input.data} --output {output} {params.budget} {params.hp} --threads {threads} --log-file {log}"
 
@@ -103,7 +103,7 @@ rule global_ranking:
     resources:
         mem_mb=6000,
     shell:
-        "{PYTHON} -m workflow_scripts.global_ranking --method {wildcards.method} --seed {wildcards.seed} "
+        "{PYTHON} -m workflow_scripts.stages.global_ranking --method {wildcards.method} --seed {wildcards.seed} "
         "--model {input.model} --data {input.data} --auber-searches {input.auber} --output {output} {params.hp} "
         "--threads {threads} --log-file {log}"
 
@@ -125,7 +125,7 @@ rule finetune_layer:
     resources:
         mem_mb=6000,
     shell:
-        "{PYTHON} -m workflow_scripts.finetune --model {input.model} --data {input.data} --output {output} "
+        "{PYTHON} -m workflow_scripts.stages.finetune --model {input.model} --data {input.data} --output {output} "
         "--train-indices {input.model}/mini_split.json --seed {wildcards.seed} {params.hp} --threads {threads} "
         "--log-file {log}"
 
@@ -147,7 +147,7 @@ rule finetune_final:
     resources:
         mem_mb=6000,
     shell:
-        "{PYTHON} -m workflow_scripts.finetune --model {input.model} --data {input.data} --output {output} "
+        "{PYTHON} -m workflow_scripts.stages.finetune --model {input.model} --data {input.data} --output {output} "
         "--seed {wildcards.seed} {params.hp} --threads {threads} --log-file {log}"
 
 
@@ -190,7 +190,7 @@ rule report_layers:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m workflow_scripts.report_layers --data {input.data} --initial {input.initial} "
+        "{PYTHON} -m workflow_scripts.stages.report_layers --data {input.data} --initial {input.initial} "
         "--pruned {input.pruned} --finetuned {input.finetuned} --final {input.final} "
         "--output-plot {output.plot} --output-metrics {output.metrics} {params.hp} --threads {threads} --log-file {log}"
 
@@ -243,7 +243,7 @@ rule compare_methods:
     resources:
         mem_mb=1000,
     shell:
-        "{PYTHON} -m workflow_scripts.compare_methods --base {input.base} --evaluations {input.evaluations} "
+        "{PYTHON} -m workflow_scripts.stages.compare_methods --base {input.base} --evaluations {input.evaluations} "
         "--layerwise {input.layerwise} --output-dir {params.folder} --log-file {log}"
 
 

@@ -19,7 +19,7 @@ def tiny_model_folder(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from workflow_scripts.models import minilm_folder
+    from workflow_scripts.core.models import minilm_folder
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

@@ -36,7 +36,7 @@ def make_workflow_repo(destination: Path, params_file: Path) -> Path:
     run(["git", "init", "-q"], destination)
     run([sys.executable, "-m", "dvc", "init", "-q"], destination)
     shutil.copy(REPO_ROOT / ".dvc" / "config", destination / ".dvc" / "config")
-    run([sys.executable, "-m", "workflow_scripts.dvc_sync"], destination)
+    run([sys.executable, "-m", "workflow_scripts.pipeline.dvc_sync"], destination)
     return destination
 
 

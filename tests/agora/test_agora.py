@@ -1,0 +1,224 @@
+"""Agora: set pruning and stopping on scripted scores, replay and resume of the loop, Bort's classification head,
+and the stage itself on tiny models (the teacher labels every added point; a killed run resumes)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertForSequenceClassification
+
+from workflow_scripts.stages import agora_finetune
+from workflow_scripts.agora.loop import (best_round, build_classifier, expand_grid, run_rounds, set_name,
+                                    sets_to_remove, wrong)
+from workflow_scripts.core.models import load_for_classification, minilm_folder
+
+
+# ---- the loop on scripted scores ------------------------------------------------------------------------------
+
+def scripted_run(scores_by_round: list[dict], replay: int = 0, finished=None, tie_tolerance: float = 0.0):
+    """Run the loop with scores looked up per round; returns (rounds, sets trained per round, expansions)."""
+    trained, expansions = [], []
+    names = list(scores_by_round[0])
+
+    def train_round(index, sets):
+        trained.append(list(sets))
+        return {name: scores_by_round[index][name] for name in sets}
+
+    def expand(record):
+        expansions.append(record.index)
+        return 3, 2, {}
+
+    already_added = sum(record.added for record in finished or [])  # a resumed run reloads what was added
+    rounds = run_rounds(names, train_round, expand, lambda: 100 + already_added + 2 * len(expansions), replay=replay,
+                        tie_tolerance=tie_tolerance, finished=finished)
+    return rounds, trained, expansions
+
+
+def test_the_worst_set_goes_with_every_set_tied_with_it():
+    assert sets_to_remove({"a": 0.7, "b": 0.5, "c": 0.5, "d": 0.9}) == ["b", "c"]
+    assert sets_to_remove({"a": 0.7, "b": 0.5, "c": 0.52}, tie_tolerance=0.03) == ["b", "c"]
+    assert sets_to_remove({"a": 0.7, "b": 0.5}) == ["b"]
+
+
+def test_when_every_set_ties_the_first_in_grid_order_stays():
+    assert sets_to_remove({"a": 0.5, "b": 0.5, "c": 0.5}) == ["b", "c"]
+    assert sets_to_remove({"a": 0.5}) == ["a"]
+
+
+def test_sets_are_pruned_until_none_is_left_and_the_last_round_expands_nothing():
+    scores = [{"a": 0.6, "b": 0.5, "c": 0.7, "d": 0.65},
+              {"a": 0.62, "c": 0.75, "d": 0.7},
+              {"c": 0.8, "d": 0.7},
+              {"c": 0.85}]
+    rounds, trained, expansions = scripted_run(scores)
+    assert trained == [["a", "b", "c", "d"], ["a", "c", "d"], ["c", "d"], ["c"]]
+    assert [r.removed for r in rounds] == [["b"], ["a"], ["d"], ["c"]]
+    assert expansions == [0, 1, 2]               # the final round's points would train nothing
+    assert [r.train_size for r in rounds] == [100, 102, 104, 106]
+    assert rounds[-1].added == 0 and rounds[0].added == 2
+    assert best_round(rounds).index == 3 and best_round(rounds).best_set == "c"
+
+
+def test_ties_remove_several_sets_at_once_so_there_are_fewer_rounds_than_sets():
+    scores = [{"a": 0.5, "b": 0.5, "c": 0.7}, {"c": 0.8}]
+    rounds, trained, _ = scripted_run(scores)
+    assert trained == [["a", "b", "c"], ["c"]]
+
+
+def test_replay_repeats_each_round_before_it_prunes():
+    scores = [{"a": 0.6, "b": 0.5}, {"a": 0.7, "b": 0.6}, {"a": 0.8}, {"a": 0.9}]
+    rounds, trained, expansions = scripted_run(scores, replay=1)
+    assert [(r.replay_round, r.removed) for r in rounds] == [(0, []), (1, ["b"]), (0, []), (1, ["a"])]
+    assert trained == [["a", "b"], ["a", "b"], ["a"], ["a"]]
+    assert expansions == [0, 1, 2]
+
+
+def test_a_resumed_loop_continues_after_its_last_finished_round():
+    scores = [{"a": 0.6, "b": 0.5, "c": 0.7}, {"a": 0.6, "c": 0.7}, {"c": 0.9}]
+    full, _, _ = scripted_run(scores)
+    resumed, trained, _ = scripted_run(scores, finished=full[:1])
+    assert trained == [["a", "c"], ["c"]]
+    assert [r.to_json() for r in resumed] == [r.to_json() for r in full]
+
+
+def test_the_grid_expands_to_every_combination_with_readable_names():
+    sets = expand_grid({"learning_rate": [1e-4, 1e-5], "weight_decay": [0, 10], "warmup_ratio": [0.4],
+                        "batch_size": [8], "seed": [0, 1, 2]})
+    assert len(sets) == 12 and len({set_name(s) for s in sets}) == 12
+    assert set_name(sets[0]) == "lr0.0001_wd0_wu0.4_bs8_seed0"
+    with pytest.raises(ValueError, match="lacks seed"):
+        expand_grid({"learning_rate": [1e-4], "weight_decay": [0], "warmup_ratio": [0], "batch_size": [8]})
+
+
+def test_a_regression_point_is_wrong_when_its_rounded_prediction_misses():
+    assert wrong(np.array([1.2, 3.6, 2.4]), np.array([1.0, 3.0, 2.0]), num_labels=1).tolist() == [1]
+    assert wrong(np.array([0, 1, 1]), np.array([0, 0, 1]), num_labels=2).tolist() == [1]
+
+
+# ---- Bort's classification head -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(minilm_folder())
+
+
+def tiny_config(tokenizer, **extra) -> BertConfig:
+    return BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=128, **extra)
+
+
+@pytest.fixture(scope="module")
+def student_folder(tmp_path_factory, tokenizer):
+    """A masked-LM student without a pooler, like the distilled Bort students."""
+    folder = tmp_path_factory.mktemp("student")
+    torch.manual_seed(0)
+    BertForMaskedLM(tiny_config(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_bort_head_is_uniform_with_an_extra_layer_and_loads_back_everywhere(student_folder, tmp_path):
+    torch.manual_seed(0)
+    model = build_classifier(student_folder, 2, extra_layer=True, init_range=0.05, dropout=0.2)
+    linears = [model.classifier[0], model.classifier[-1], model.bert.pooler.dense]  # the pooler was missing: new
+    for linear in linears:
+        assert linear.weight.abs().max() <= 0.05 and linear.weight.abs().max() > 0.04  # U(-r, r), not N(0, 0.02)
+        assert torch.all(linear.bias == 0)
+    assert model.classifier[2].p == 0.2 and model.dropout.p == 0.2
+    model.save_pretrained(tmp_path / "saved")
+    reloaded = load_for_classification(str(tmp_path / "saved"), 2)  # what evaluate and the table use
+    ids = torch.tensor([[101, 2023, 2003, 102]])
+    assert torch.allclose(model.eval()(input_ids=ids).logits, reloaded(input_ids=ids).logits)
+    plain = build_classifier(str(tmp_path / "saved"), 2, extra_layer=False, init_range=0.05, dropout=0.1)
+    assert isinstance(plain.classifier, torch.nn.Linear)          # a new head, not the old one
+    assert torch.equal(plain.bert.pooler.dense.weight, model.bert.pooler.dense.weight)  # kept: in the checkpoint
+
+
+# ---- the stage on tiny models ---------------------------------------------------------------------------------
+
+NOUNS = ["baker", "teacher", "pilot", "farmer", "singer", "doctor", "lawyer", "painter"]
+VERBS = ["visited", "called", "helped", "thanked", "followed"]
+
+
+def write_task(folder) -> str:
+    """A small sentence-pair task in the pipeline's raw layout."""
+    folder.mkdir()
+    rows = [{"idx": i, "label": i % 2,
+             "sentence1": f"The {NOUNS[i % 8]} {VERBS[i % 5]} the {NOUNS[(i + 3) % 8]} today.",
+             "sentence2": f"The {NOUNS[(i + 3) % 8]} was {VERBS[i % 5]} by the {NOUNS[i % 8]} on day {i}."}
+            for i in range(48)]
+    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "task.json").write_text(json.dumps({
+        "name": "gen_mrpc", "num_labels": 2, "metrics": ["accuracy"], "text_columns": ["sentence1", "sentence2"],
+        "dev_split": "validation", "split_sizes": {"train": 48}}))
+    return str(folder)
+
+
+def write_teacher(folder, tokenizer) -> str:
+    """A teacher that answers 1 whatever it reads: every added point must carry label 1."""
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config(tokenizer, num_labels=2))
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([-5.0, 5.0]))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def agora_argv(student, teacher, raw, output) -> list[str]:
+    grid = {"learning_rate": [1e-3, 3e-3], "weight_decay": [0.0], "warmup_ratio": [0.0], "batch_size": [8],
+            "seed": [0, 1]}
+    return ["--student", student, "--teacher", teacher, "--raw", raw, "--output", output, "--max-length", "32",
+            "--selection-fraction", "0.5", "--epochs", "1", "--init-range", "0.0346", "--dropout", "0.1",
+            "--grid", json.dumps(grid), "--psi", "lexical", "--lexical", json.dumps({"word_dropout": 0.2, "swaps": 1}),
+            "--variants-per-error", "2", "--threads", "1"]
+
+
+def test_agora_adds_only_teacher_labelled_points_and_a_killed_run_resumes(student_folder, tokenizer, tmp_path,
+                                                                           monkeypatch):
+    raw = write_task(tmp_path / "raw")
+    teacher = write_teacher(tmp_path / "teacher", tokenizer)
+    reference = tmp_path / "reference"
+    agora_finetune.main(agora_argv(student_folder, teacher, raw, str(reference)))
+    summary = json.loads((reference / "agora.json").read_text())
+    assert summary["points_added"] > 0
+    assert summary["train_size"]["final"] == summary["train_size"]["initial"] + summary["points_added"]
+    training_texts = {(r["sentence1"], r["sentence2"]) for r in map(json.loads, open(f"{raw}/train.jsonl"))}
+    for record in summary["rounds"]:
+        added = [json.loads(line) for line in (reference / "rounds" / f"round_{record['index']:02d}" / "added.jsonl")
+                 .read_text().splitlines()]
+        assert len(added) == record["added"]
+        assert all(row["label"] == 1 for row in added)              # the teacher's answer, never the source's
+        assert not {(row["sentence1"], row["sentence2"]) for row in added} & training_texts
+    assert sum(len(r["removed"]) for r in summary["rounds"]) == 4   # every set removed: the loop ended
+    assert (reference / "config.json").is_file()                    # the best model, loadable
+
+    # Killed during round 1: round 0 is kept and not trained again; the result equals the uninterrupted run.
+    output = tmp_path / "resumed"
+    original_train_round = agora_finetune.AgoraRun.train_round
+
+    def killed_in_round_1(self, index, sets):
+        if index == 1:
+            raise KeyboardInterrupt
+        return original_train_round(self, index, sets)
+
+    monkeypatch.setattr(agora_finetune.AgoraRun, "train_round", killed_in_round_1)
+    with pytest.raises(KeyboardInterrupt):
+        agora_finetune.main(agora_argv(student_folder, teacher, raw, str(output)))
+    assert (tmp_path / "resumed.rounds" / "round_00" / "round.json").is_file()
+    trained_rounds = []
+
+    def counting(self, index, sets):
+        trained_rounds.append(index)
+        return original_train_round(self, index, sets)
+
+    monkeypatch.setattr(agora_finetune.AgoraRun, "train_round", counting)
+    agora_finetune.main(agora_argv(student_folder, teacher, raw, str(output)))
+    assert trained_rounds[0] == 1
+    resumed = json.loads((output / "agora.json").read_text())
+    strip = lambda rounds: [{k: v for k, v in r.items() if k != "details"} for r in rounds]  # noqa: E731
+    assert strip(resumed["rounds"]) == strip(summary["rounds"])
+    assert not (tmp_path / "resumed.rounds").exists()               # moved inside the output at the end

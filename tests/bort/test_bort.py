@@ -1,0 +1,308 @@
+"""Bort: the search space and its counts, the W-coefficient and the interval step, the distillation loss, one
+candidate job, the selection stage, and KD pretraining (resume after a kill, DDP with two CPU processes)."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from workflow_repo import command_env
+from workflow_scripts.stages.bort_report import compare, steps_to_reach
+from workflow_scripts.core.counters import count_parameters
+from workflow_scripts.bort.distillation import build_student, distillation_loss, noam_factor
+from workflow_scripts.bort.fptas import (Candidate, Vocabulary, abnc_order, interval_representatives, parameters_of,
+                                    rank_by_w, search_space, w_coefficient)
+from workflow_scripts.stages.kd_pretrain import learning_rate_schedule
+
+MINILM_VOCABULARY = Vocabulary(vocab=30522, max_positions=512, type_vocab=2)
+TINY_VOCABULARY = Vocabulary(vocab=30522, max_positions=128, type_vocab=2)  # conftest's tiny_model_folder
+
+
+# ---- search space and counts ------------------------------------------------------------------------------------
+
+def test_the_papers_space_has_300_valid_architectures():
+    valid, skipped = search_space({"depth": [2, 4, 6, 8, 10, 12], "heads": [4, 8, 12, 16],
+                                   "hidden": [512, 768, 1024], "intermediate": [256, 512, 768, 1024, 3072]})
+    assert len(valid) == 300 and len(skipped) == 60
+    assert all(c.heads == 12 and c.hidden in (512, 1024) for c in skipped)
+
+
+@pytest.mark.parametrize("candidate", [Candidate(1, 2, 16, 32), Candidate(2, 6, 192, 768), Candidate(3, 4, 128, 64)])
+def test_parameter_counts_of_candidates_equal_the_built_modules(candidate):
+    from transformers import BertConfig
+
+    teacher_config = BertConfig(vocab_size=MINILM_VOCABULARY.vocab, max_position_embeddings=512, type_vocab_size=2)
+    student = build_student(teacher_config, candidate, dropout=0.1, seed=0)
+    counts = count_parameters(student.base_model)
+    assert counts["embedding"] + counts["encoder"] == parameters_of(candidate, MINILM_VOCABULARY)
+    assert student.config.num_hidden_layers == candidate.depth and student.config.num_attention_heads == candidate.heads
+    # the decoder is the word embedding matrix, not a copy
+    assert student.get_output_embeddings().weight.data_ptr() == student.get_input_embeddings().weight.data_ptr()
+
+
+def test_tags_round_trip_and_bad_tags_are_refused():
+    assert Candidate.from_tag("D4_A8_H768_I1024") == Candidate(4, 8, 768, 1024)
+    assert Candidate(4, 8, 768, 1024).tag == "D4_A8_H768_I1024"
+    with pytest.raises(ValueError, match="not an architecture tag"):
+        Candidate.from_tag("D4_A8_H768")
+
+
+def test_abnc_order_is_by_parameters_then_flops():
+    ordered = abnc_order([Candidate(4, 4, 256, 256), Candidate(2, 4, 128, 256), Candidate(2, 4, 256, 256),
+                          Candidate(2, 8, 128, 256)], MINILM_VOCABULARY, seq_len=128)
+    sizes = [parameters_of(c, MINILM_VOCABULARY) for c in ordered]
+    assert sizes == sorted(sizes) and ordered[-1] == Candidate(4, 4, 256, 256)
+    # same parameters (heads do not change them): ties broken by FLOPs, then by the tag
+    assert {ordered[0], ordered[1]} == {Candidate(2, 4, 128, 256), Candidate(2, 8, 128, 256)}
+
+
+# ---- W-coefficient and the interval step ---------------------------------------------------------------------------
+
+def test_w_coefficient_on_fixed_numbers():
+    assert w_coefficient(50, 2, 0.5, teacher_parameters=100, teacher_inference=4) == pytest.approx(0.5)
+    assert w_coefficient(25, 1, 2.0, 100, 4) == pytest.approx(0.75 * 0.75 / 2)
+    assert w_coefficient(100, 1, 1.0, 100, 4) == 0  # as large as T
+    with pytest.raises(ValueError, match="positive"):
+        w_coefficient(50, 2, 0.0, 100, 4)
+
+
+def test_ranking_by_w_prefers_small_fast_and_accurate():
+    teacher = {"parameters": 100, "latency_s": 4.0}
+    measured = [{"tag": "big", "parameters": 80, "latency_s": 3.0, "surrogate_error": 1.0},   # 0.2*0.25/1 = 0.05
+                {"tag": "small", "parameters": 20, "latency_s": 1.0, "surrogate_error": 4.0},  # 0.8*0.75/4 = 0.15
+                {"tag": "mid", "parameters": 50, "latency_s": 2.0, "surrogate_error": 2.0}]    # 0.5*0.5/2 = 0.125
+    ranked = rank_by_w(measured, teacher, "latency_s")
+    assert [row["tag"] for row in ranked] == ["small", "mid", "big"]
+    assert [row["w_coefficient"] for row in ranked] == pytest.approx([0.15, 0.125, 0.05])
+
+
+def test_intervals_of_epsilon_architectures_and_their_representatives():
+    ordered = list("abcdefg")
+    assert interval_representatives(ordered, 1) == ordered
+    assert interval_representatives(ordered, 3, "first") == ["a", "d", "g"]
+    assert interval_representatives(ordered, 3, "middle") == ["b", "e", "g"]
+    assert interval_representatives(ordered, 3, "last") == ["c", "f", "g"]
+    assert interval_representatives(ordered, 10, "last") == ["g"]
+    with pytest.raises(ValueError, match="epsilon"):
+        interval_representatives(ordered, 0)
+
+
+# ---- distillation loss and schedules -------------------------------------------------------------------------------
+
+def test_kd_loss_equals_a_hand_computation():
+    student = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 2.0]])
+    teacher = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    targets = torch.tensor([0, 2])
+    tau, alpha, beta = 2.0, 0.1, 0.5
+
+    def softmax(row, t=1.0):
+        exps = [math.exp(v / t) for v in row]
+        return [e / sum(exps) for e in exps]
+
+    mlm = sum(-math.log(softmax(s)[y]) for s, y in zip(student.tolist(), targets.tolist())) / 2
+    kl = sum(sum(p * math.log(p / q) for p, q in zip(softmax(t, tau), softmax(s, tau)))
+             for s, t in zip(student.tolist(), teacher.tolist())) / 2 * tau ** 2
+    loss, parts = distillation_loss(student, teacher, targets, alpha, beta, tau)
+    assert parts["mlm"] == pytest.approx(mlm, rel=1e-6) and parts["kl"] == pytest.approx(kl, rel=1e-5)
+    assert loss.item() == pytest.approx(alpha * mlm + beta * kl, rel=1e-6)
+    mlm_only, _ = distillation_loss(student, None, targets, 1.0, 0.0, tau)
+    assert mlm_only.item() == pytest.approx(mlm, rel=1e-6)
+
+
+def test_kd_gradients_split_over_ranks_average_to_the_single_process_gradient():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(6, 11, requires_grad=True), torch.randn(6, 11)
+    targets = torch.randint(0, 11, (6,))
+    loss, _ = distillation_loss(student, teacher, targets, 0.1, 0.5, 2.0)
+    (full,) = torch.autograd.grad(loss, student)
+    halves = []
+    for rows in (slice(0, 2), slice(2, 6)):  # uneven masked counts per rank; normalizer = global count / world
+        part, _ = distillation_loss(student[rows], teacher[rows], targets[rows], 0.1, 0.5, 2.0, normalizer=6 / 2)
+        halves.append(torch.autograd.grad(part, student)[0])
+    assert torch.allclose((halves[0] + halves[1]) / 2, full, atol=1e-7)
+
+
+def test_noam_peaks_after_warmup_then_decays_as_inverse_square_root_and_linear_reaches_zero():
+    assert noam_factor(9, 10) == pytest.approx(1.0)
+    assert noam_factor(4, 10) == pytest.approx(0.5)
+    assert noam_factor(39, 10) == pytest.approx(math.sqrt(10 / 40))
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    linear_factor = learning_rate_schedule("linear", optimizer, warmup_steps=10, total_steps=110).lr_lambdas[0]
+    assert linear_factor(9) == pytest.approx(1.0) and linear_factor(110) == 0.0
+    assert linear_factor(60) == pytest.approx(0.5)
+    noam = learning_rate_schedule("noam", optimizer, warmup_steps=10, total_steps=110).lr_lambdas[0]
+    assert noam(39) == pytest.approx(math.sqrt(10 / 40))
+
+
+def test_steps_to_reach_the_mlm_only_accuracy():
+    kd = [{"step": 10, "mlm_accuracy": 0.1, "mlm_loss": 6.0}, {"step": 20, "mlm_accuracy": 0.3, "mlm_loss": 5.0},
+          {"step": 30, "mlm_accuracy": 0.35, "mlm_loss": 4.0}]
+    mlm = [{"step": 10, "mlm_accuracy": 0.05, "mlm_loss": 7.0}, {"step": 20, "mlm_accuracy": 0.2, "mlm_loss": 6.0},
+           {"step": 30, "mlm_accuracy": 0.3, "mlm_loss": 5.5}]
+    assert steps_to_reach(kd, 0.3) == 20 and steps_to_reach(mlm, 0.9) is None
+    assert steps_to_reach(kd, 5.5, "mlm_loss") == 20 and steps_to_reach(mlm, 4.0, "mlm_loss") is None
+    summary = compare({"kd": kd, "mlm": mlm})
+    assert summary["target_mlm_accuracy"] == 0.3 and summary["target_mlm_loss"] == 5.5
+    assert summary["objectives"]["kd"]["steps_to_target"] == 20 and summary["kd_steps_fraction_of_mlm"] == 20 / 30
+    assert summary["objectives"]["mlm"]["steps_to_target_loss"] == 30
+    assert summary["kd_steps_fraction_of_mlm_loss"] == 20 / 30
+
+
+# ---- stage CLIs on a tiny teacher ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def corpus_and_teacher(tiny_model_folder, tmp_path_factory):
+    """A small generated corpus and the tiny random BERT with a masked-LM head fitted for a few steps."""
+    from workflow_scripts.stages import prepare_corpus
+    from workflow_scripts.stages import teacher_prep
+
+    root = tmp_path_factory.mktemp("bort")
+    corpus, teacher = root / "corpus", root / "teacher"
+    prepare_corpus.main(["--tokenizer", str(tiny_model_folder), "--output", str(corpus), "--source", "generated",
+                         "--text-column", "text", "--hub-config", "null", "--max-documents", "null",
+                         "--generated-sentences", "400", "--max-length", "24", "--heldout-fraction", "0.1",
+                         "--seed", "0", "--threads", "1"])
+    teacher_prep.main(["--model", str(tiny_model_folder), "--corpus", str(corpus), "--output", str(teacher),
+                       "--head-steps", "3", "--learning-rate", "1e-3", "--batch-size", "8",
+                       "--mask-probability", "0.15", "--threads", "1"])
+    return corpus, teacher
+
+
+SEARCH_ARGS = ["--steps", "3", "--hyperparameter-sets", '[{"learning_rate": 0.001, "batch_size": 8}, '
+               '{"learning_rate": 0.01, "batch_size": 4}]', "--mask-probability", "0.15", "--heldout-batch-size", "8",
+               "--seq-len", "16", "--latency-repeats", "3", "--latency-warmup", "1", "--threads", "1"]
+
+
+def test_the_teacher_has_a_fitted_head_tied_to_its_frozen_encoders_embeddings(corpus_and_teacher, tiny_model_folder):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForMaskedLM
+
+    _, teacher_folder = corpus_and_teacher
+    teacher = AutoModelForMaskedLM.from_pretrained(teacher_folder)
+    encoder = load_file(tiny_model_folder / "model.safetensors")
+    for name in ("embeddings.word_embeddings.weight", "encoder.layer.1.output.dense.weight"):
+        assert torch.equal(teacher.base_model.state_dict()[name], encoder[name])  # frozen: unchanged
+    assert teacher.get_output_embeddings().weight.data_ptr() == teacher.get_input_embeddings().weight.data_ptr()
+    record = json.loads((teacher_folder / "teacher.json").read_text())
+    assert record["head"] == "fitted_on_frozen_encoder" and record["head_steps"] == 3
+
+
+def test_one_candidate_job_trains_under_every_set_and_writes_its_metrics(corpus_and_teacher, tmp_path):
+    from workflow_scripts.stages import fptas_candidate
+
+    corpus, teacher = corpus_and_teacher
+    output = tmp_path / "D1_A2_H16_I32" / "metrics.json"
+    fptas_candidate.main(["--teacher", str(teacher), "--corpus", str(corpus), "--output", str(output),
+                          "--architecture", "D1_A2_H16_I32", *SEARCH_ARGS])
+    metrics = json.loads(output.read_text())
+    assert metrics["parameters"] == parameters_of(Candidate(1, 2, 16, 32), TINY_VOCABULARY)
+    assert len(metrics["runs"]) == 2 and all(len(run["losses"]) == 3 for run in metrics["runs"])
+    best = min(metrics["runs"], key=lambda run: run["surrogate_error"])
+    assert metrics["surrogate_error"] == best["surrogate_error"] > 0
+    assert metrics["latency_s"] > 0 and metrics["latency"]["threads"] == 1 and metrics["flops"] > 0
+    teacher_output = tmp_path / "teacher.json"
+    fptas_candidate.main(["--teacher", str(teacher), "--corpus", str(corpus), "--output", str(teacher_output),
+                          "--teacher-only", *SEARCH_ARGS])
+    measured_teacher = json.loads(teacher_output.read_text())
+    assert measured_teacher["parameters"] > metrics["parameters"] and measured_teacher["depth"] == 2
+
+
+def test_selection_picks_the_largest_w_among_candidates_never_a_reference(tmp_path):
+    from workflow_scripts.stages import fptas_select
+
+    def write(name, parameters, latency, error, role="candidate", shape=(1, 2, 16, 32)):
+        path = tmp_path / f"{name}.json"
+        depth, heads, hidden, intermediate = shape
+        path.write_text(json.dumps({"tag": name, "role": role, "depth": depth, "heads": heads, "hidden": hidden,
+                                    "intermediate": intermediate, "parameters": parameters, "latency_s": latency,
+                                    "flops": parameters * 10, "surrogate_error": error, "mlm_accuracy": 0.1}))
+        return str(path)
+
+    teacher = write("teacher", 100, 4.0, 1.0, role="teacher")
+    candidates = [write("a", 80, 3.0, 1.0), write("b", 20, 1.0, 4.0), write("c", 50, 2.0, 2.0), write("d", 90, 3.9, 1)]
+    reference = write("ref", 10, 0.5, 1.0)  # W 0.79: better than every candidate, but never chosen
+    output = tmp_path / "out"
+    fptas_select.main(["--teacher", teacher, "--candidates", *candidates, "--references", reference,
+                       "--output-dir", str(output), "--inference-cost", "latency", "--epsilon", "1",
+                       "--representative", "first", "--valid", "4", "--skipped", "0"])
+    selection = json.loads((output / "selection.json").read_text())
+    assert selection["chosen"]["tag"] == "b" and selection["chosen"]["w_coefficient"] == pytest.approx(0.15)
+    assert [row["tag"] for row in selection["ranking"]] == ["b", "c", "a", "d"]
+    table = (output / "table.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in table[1:]] == [["1", "b"], ["2", "c"], ["3", "a"], ["reference", "ref"],
+                                                           ["T", "teacher"]]
+    assert "<svg" in (output / "candidates.svg").read_text() and "| 1 |" in (output / "table.md").read_text()
+
+
+# ---- KD pretraining: resume after a kill, DDP ----------------------------------------------------------------------
+
+def write_selection(path, tag="D1_A2_H16_I32"):
+    path.write_text(json.dumps({"chosen": {"tag": tag}}))
+    return str(path)
+
+
+def pretrain_command(corpus, teacher, selection, output, steps, extra=()):
+    return ["-m", "workflow_scripts.stages.kd_pretrain", "--objective", "kd", "--teacher", str(teacher), "--corpus",
+            str(corpus), "--selection", selection, "--output", str(output), "--curve", f"{output}_curve.csv",
+            "--mlm-weight", "0.1", "--teacher-weight", "0.5", "--temperature", "2.0", "--learning-rate", "1e-3",
+            "--schedule", "noam", "--warmup-ratio", "0.1", "--max-grad-norm", "1.0", "--weight-decay", "0.01",
+            "--batch-size", "8", "--steps", str(steps), "--mask-probability", "0.15", "--evaluate-every-steps", "5",
+            "--checkpoint-every-steps", "5", "--heldout-batch-size", "8", "--threads", "1", *extra]
+
+
+def model_tensors(folder):
+    from safetensors.torch import load_file
+
+    return load_file(os.path.join(folder, "model.safetensors"))
+
+
+def test_a_killed_pretraining_resumes_from_its_last_checkpoint_and_ends_as_an_uninterrupted_run(
+        corpus_and_teacher, tmp_path):
+    corpus, teacher = corpus_and_teacher
+    selection = write_selection(tmp_path / "selection.json")
+    steps, dropout = 100, ["--dropout", "0.1"]
+    uninterrupted = tmp_path / "uninterrupted"
+    subprocess.run([sys.executable, *pretrain_command(corpus, teacher, selection, uninterrupted, steps, dropout)],
+                   env=command_env(), check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, *pretrain_command(corpus, teacher, selection, killed, steps, dropout)],
+                               env=command_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first_checkpoint = tmp_path / "killed.checkpoints" / "step_0000005" / "trainer_state.pt"
+    deadline = time.time() + 120
+    while not first_checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert first_checkpoint.exists() and not killed.exists()  # killed mid-run: checkpoints, no final output
+    log = tmp_path / "resume.log"
+    subprocess.run([sys.executable, *pretrain_command(corpus, teacher, selection, killed, steps,
+                                                      [*dropout, "--log-file", str(log)])],
+                   env=command_env(), check=True, capture_output=True)
+    assert "resuming from" in log.read_text()
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert 5 <= metrics["resumed_from_step"] < steps
+    expected, resumed = model_tensors(uninterrupted), model_tensors(killed)
+    assert all(torch.equal(expected[name], resumed[name]) for name in expected)
+    assert (killed / "curve.csv").read_text() == (uninterrupted / "curve.csv").read_text()
+    assert (killed / "checkpoints").is_dir() and not (tmp_path / "killed.checkpoints").exists()
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(corpus_and_teacher, tmp_path):
+    corpus, teacher = corpus_and_teacher
+    selection = write_selection(tmp_path / "selection.json")
+    no_dropout = ["--dropout", "0.0"]  # dropout masks differ across ranks by design
+    single, distributed = tmp_path / "single", tmp_path / "ddp"
+    subprocess.run([sys.executable, *pretrain_command(corpus, teacher, selection, single, 6, no_dropout)],
+                   env=command_env(), check=True, capture_output=True)
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             *pretrain_command(corpus, teacher, selection, distributed, 6, no_dropout)],
+                            env=command_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((distributed / "metrics.json").read_text())["world_size"] == 2
+    expected, ddp = model_tensors(single), model_tensors(distributed)
+    assert all(torch.allclose(expected[name], ddp[name], atol=1e-5) for name in expected)

@@ -1,0 +1,177 @@
+"""The real command lines on the tiny configuration, in a temporary git + DVC repository:
+snakemake builds everything, dvc repro then has nothing to do (and vice versa), a changed parameter reruns
+exactly the stages that read it, whichever front end runs it."""
+import json
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT
+from workflow_repo import jobs_run_by_snakemake, make_workflow_repo, run, stages_run_by_dvc
+
+pytestmark = pytest.mark.e2e
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def set_param(repo, dotted_key, value):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    *parents, leaf = dotted_key.split(".")
+    node = params
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def assert_snakemake_has_nothing_to_do(repo):
+    assert "Nothing to be done" in run(SNAKEMAKE + ["--dry-run"], repo).stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return make_workflow_repo(tmp_path_factory.mktemp("workflow"), REPO_ROOT / "tests/configs/tiny.yaml")
+
+
+def test_snakemake_builds_every_stage_with_checkpoints_metrics_and_logs(repo):
+    run(SNAKEMAKE, repo)
+    for task in ("gen_mrpc", "gen_cola"):
+        checkpoint = repo / "models" / task / "base" / "finetune_initial"
+        assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "config.json").is_file()
+        metrics = json.loads((repo / "models" / task / "base" / "evaluate" / "metrics.json").read_text())
+        assert metrics["validation"]["num_examples"] == 32 and "accuracy" in metrics["validation"]
+        assert (repo / "logs" / "finetune_initial" / f"{task}.log").stat().st_size > 0
+    assert "matthews_correlation" in json.loads(
+        (repo / "models/gen_cola/base/evaluate/metrics.json").read_text())["validation"]
+    assert not list(repo.glob("models/**/.*partial*"))
+
+
+def test_after_snakemake_dvc_has_nothing_to_do_and_shows_metrics(repo):
+    assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
+    assert "up to date" in run(DVC + ["status"], repo).stdout
+    assert "gen_cola/base/evaluate/metrics.json" in run(DVC + ["metrics", "show"], repo).stdout
+    assert_snakemake_has_nothing_to_do(repo)
+    run(["git", "add", "-A"], repo)  # a baseline for `dvc metrics diff` / `dvc plots diff` later
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"], repo)
+
+
+def test_the_auber_chain_leaves_pruned_checkpoints_search_logs_and_a_per_layer_plot(repo):
+    for layer in (0, 1):
+        pruned = repo / f"models/gen_mrpc/auber/seed_0/layer_{layer}/prune"
+        log = json.loads((pruned / "search_log.json").read_text())
+        assert log["layer"] == layer and len(log["search"]["episodes"]) == 6
+        kept = json.loads((pruned / "config.json").read_text()).get("compression") or {"heads_kept": [None, None]}
+        assert (kept["heads_kept"][layer] or list(range(4))) == sorted(set(range(4)) - set(log["pruned_head_ids"]))
+        inspected = run([sys.executable, "-m", "workflow_scripts.tools.inspect", str(pruned), "--json"], repo)
+        assert json.loads(inspected.stdout)["heads_per_layer"][layer] == 4 - len(log["pruned_head_ids"])
+        competitor = json.loads((repo / f"models/gen_mrpc/random/seed_0/layer_{layer}/prune/search_log.json")
+                                .read_text())
+        assert len(competitor["pruned_head_ids"]) == len(log["pruned_head_ids"])  # the same budget, layer by layer
+    table = (repo / "results/gen_mrpc/auber/seed_0/dev_by_layer.csv").read_text().splitlines()
+    assert table[0].startswith("step,layer") and len(table) == 1 + 4  # before, two layers, final
+    plots = run(DVC + ["plots", "show", "--json"], repo).stdout
+    assert "dev_by_layer.csv" in plots and "heads_gen_mrpc_random_heatmap.csv" in plots
+
+
+def test_the_comparison_report_has_a_row_per_method_and_dvc_sees_its_metrics(repo):
+    report = (repo / "results/comparison/all_seeds/table.md").read_text()
+    rows = [line.split("|")[1].strip() for line in report.split("## test")[0].splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["base", "random", "auber"]
+    assert "<svg" in (repo / "results/comparison/all_seeds/report.html").read_text()
+    assert "comparison_metrics.json" in run(DVC + ["metrics", "show"], repo).stdout
+
+
+def test_bort_searches_every_valid_candidate_then_pretrains_the_choice_with_checkpoints(repo):
+    selection = json.loads((repo / "results/bort/fptas/selection.json").read_text())
+    assert selection["valid_architectures"] == 2 and selection["skipped_architectures"] == 2
+    assert selection["chosen"]["tag"] in {"D1_A2_H16_I32", "D1_A2_H32_I32"}  # never the reference D2_A2_H16_I16
+    assert "| T |" in (repo / "results/bort/fptas/table.md").read_text()
+    for objective in ("kd", "mlm"):
+        folder = repo / "models/bort/pretrain" / objective
+        assert (folder / "model.safetensors").is_file() and (folder / "checkpoints/step_0000003").is_dir()
+        assert json.loads((folder / "metrics.json").read_text())["architecture"] == selection["chosen"]["tag"]
+        curve = (repo / f"results/bort/pretrain/{objective}_curve.csv").read_text().splitlines()
+        assert curve[0].startswith("objective,step,mlm_accuracy") and len(curve) == 1 + 3  # steps 2, 4, 6
+    inspected = run([sys.executable, "-m", "workflow_scripts.tools.inspect", "models/bort/pretrain/kd/checkpoints/step_0000003",
+                     "--json"], repo)
+    assert json.loads(inspected.stdout)["heads_per_layer"] == [2]
+    shown = run(DVC + ["metrics", "show"], repo).stdout
+    assert "results/bort/pretrain/comparison_metrics.json" in shown
+
+
+def test_agora_fine_tunes_the_distilled_student_with_rounds_plots_and_its_plain_baseline(repo):
+    agora = repo / "models/gen_mrpc/agora/agora_finetune"
+    summary = json.loads((agora / "agora.json").read_text())
+    assert summary["student"] == "models/bort/pretrain/kd" and len(summary["sets"]) == 2
+    assert sum(len(record["removed"]) for record in summary["rounds"]) == 2  # every set pruned: the loop ended
+    assert json.loads((agora / "config.json").read_text())["classifier_extra_layer"]  # tiny.yaml asks for it
+    assert (agora / "rounds/round_00/model/model.safetensors").is_file()
+    assert (agora / "rounds/round_00/added.jsonl").is_file()
+    plain = json.loads((repo / "models/gen_mrpc/bort_plain/finetune_plain/plain.json").read_text())
+    assert plain["set"] == summary["first_round_best_set"]
+    assert plain["training_examples"] >= summary["training_examples"]   # equal compute, at least
+    rounds = (repo / "results/agora/gen_mrpc/dev_per_round.csv").read_text().splitlines()
+    assert rounds[0].startswith("round,") and len(rounds) == 1 + len(summary["rounds"])
+    assert "| gen_mrpc |" in (repo / "results/agora/comparison.md").read_text()
+    table = json.loads((repo / "results/models/all_seeds/models_metrics.json").read_text())
+    assert set(table) == {"gen_mrpc/base", "gen_cola/base", "gen_mrpc/auber (seed 0)", "gen_mrpc/random (seed 0)",
+                          "gen_mrpc/agora", "gen_mrpc/bort_plain", "corpus (held-out MLM)/bort_kd",
+                          "corpus (held-out MLM)/bort_mlm"}
+    assert all(row["latency_b32_ms"] > 0 and row["flops"] > 0 for row in table.values())
+    assert "results/agora/gen_mrpc/dev_per_round.csv" in run(DVC + ["plots", "show", "--json"], repo).stdout
+
+
+def test_dvc_repro_reruns_only_the_task_whose_parameter_changed(repo):
+    set_param(repo, "finetune_initial.per_task.gen_cola.learning_rate", 2.0e-3)  # a key DVC never saw
+    ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)
+    # gen_cola has no pruning chain and no Agora run here; the tables of every model read its evaluation
+    assert {"finetune_initial-gen_cola", "evaluate-gen_cola-base"} <= ran <= {
+        "finetune_initial-gen_cola", "evaluate-gen_cola-base", "model_table-first_seed", "model_table-all_seeds"}
+    assert_snakemake_has_nothing_to_do(repo)
+    assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
+
+
+CHAIN_RULES = {"finetune_layer", "finetune_final", "evaluate_chain", "report_layers", "compare_methods",
+               "compare_methods_first_seed", "model_table"}
+
+
+def test_a_layer_parameter_reruns_that_layer_and_above_through_dvc(repo):
+    set_param(repo, "auber.per_layer", [{}, {"episodes": 4}])  # matters from layer 1 on
+    ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)
+    layer_1_and_above = {f"{stage}-gen_mrpc-{method}-0{suffix}" for method in ("auber", "random")
+                         for stage, suffix in (("prune_layer", "-1"), ("finetune_layer", "-1"), ("finetune_final", ""),
+                                               ("evaluate_chain", ""), ("report_layers", ""))}
+    comparison = {"compare_methods", "compare_methods_first_seed", "model_table-first_seed", "model_table-all_seeds"}
+    # DVC compares contents: a stage whose inputs came out byte-identical (the same heads pruned) is skipped
+    assert "prune_layer-gen_mrpc-auber-0-1" in ran and ran <= layer_1_and_above | comparison
+    # Snakemake compares timestamps: it may rerun what DVC skipped, once, and nothing below layer 1
+    result = run(SNAKEMAKE, repo)
+    assert set(jobs_run_by_snakemake(result.stdout + result.stderr)) <= CHAIN_RULES | {"prune_layer"}
+    assert_snakemake_has_nothing_to_do(repo)
+    assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
+
+
+def test_a_layer_parameter_reruns_that_layer_and_above_through_snakemake(repo):
+    set_param(repo, "auber.per_layer", [{}, {"episodes": 5}])
+    result = run(SNAKEMAKE, repo)
+    log = result.stdout + result.stderr
+    assert set(jobs_run_by_snakemake(log)) == CHAIN_RULES | {"prune_layer"}
+    outputs = [line for line in log.splitlines() if line.strip().startswith("output:")]
+    assert outputs and not any("/layer_0/" in line for line in outputs)  # nothing below layer 1 reran
+    assert "up to date" in run(DVC + ["status"], repo).stdout
+
+
+def test_snakemake_reruns_only_the_task_whose_parameter_changed(repo):
+    set_param(repo, "finetune_final.per_task.gen_mrpc", {"learning_rate": 5.0e-4})  # a new override
+    run([sys.executable, "-m", "workflow_scripts.pipeline.dvc_sync", "--check"], repo)  # dvc.yaml stays current
+    result = run(SNAKEMAKE, repo)
+    assert set(jobs_run_by_snakemake(result.stdout + result.stderr)) == CHAIN_RULES - {"finetune_layer"}
+    assert "up to date" in run(DVC + ["status"], repo).stdout
+    assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
+    # against the committed baseline: DVC reads the comparison's metrics and curves at both revisions
+    metrics_diff = json.loads(run(DVC + ["metrics", "diff", "--all", "--json"], repo).stdout)
+    comparison = metrics_diff["results/comparison/all_seeds/comparison_metrics.json"]
+    assert all(entry["old"] is not None for entry in comparison.values())
+    plots_diff = run(DVC + ["plots", "diff", "--json"], repo).stdout
+    assert "dev_by_layer_gen_mrpc_auber.csv" in plots_diff

@@ -1,0 +1,261 @@
+"""params.yaml: validation (schema + cross-checks) and per-stage hyperparameters with the keys they came from.
+
+Both front ends read hyperparameters only through here: a Snakemake rule passes `stage_hparams(...)` through its
+`params:` (so Snakemake's params trigger sees every value) and dvc.yaml lists the same dotted keys (so DVC sees
+them too). Errors name the offending key and stop the pipeline before any work.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from importlib import resources
+
+import yaml
+
+from workflow_scripts.data.tasks import TASKS
+
+
+# Sections with `default` values and `per_task` overrides; every task in `tasks` has an entry (maybe {}).
+PER_TASK_SECTIONS = ("finetune_initial", "finetune_layer", "finetune_final", "auber")
+# Sections that also have `per_layer` overrides: a list with one mapping per encoder layer (maybe {}).
+PER_LAYER_SECTIONS = ("auber",)
+# Agora's student aliases: the distilled Bort students (bort.pretrain.objectives).
+AGORA_STUDENT_ALIASES = {"bort_kd": "models/bort/pretrain/kd", "bort_mlm": "models/bort/pretrain/mlm"}
+# How head-pruning methods choose heads; any other name in head_pruning.methods is an AUBER ablation.
+HEAD_PRUNING_ALGORITHMS = ("auber", "random", "confidence", "michel", "voita")
+COMPETITOR_ALGORITHMS = HEAD_PRUNING_ALGORITHMS[1:]  # they take their budget from AUBER's chain
+
+
+class ParamsError(ValueError):
+    """params.yaml is invalid; the message names the key."""
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(resources.files(__package__).joinpath("params_schema.yaml").read_text())
+
+
+def load_params(path: str = "params.yaml") -> dict:
+    if not os.path.isfile(path):
+        raise ParamsError(f"{path} not found")
+    with open(path) as handle:
+        try:
+            params = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise ParamsError(f"{path} is not valid YAML: {error}") from error
+    validate_params(params)
+    return params
+
+
+def _dotted(path) -> str:
+    return ".".join(str(part) for part in path) or "<top level>"
+
+
+def _schema_error_message(error) -> str:
+    """One line naming the key: unknown keys get their full dotted name, the rest the key and the rule broken."""
+    if error.validator == "additionalProperties":
+        allowed = error.schema.get("properties", {})
+        unknown = [key for key in error.instance if key not in allowed]
+        return f"unknown key {_dotted([*error.absolute_path, unknown[0]])!r}" + (
+            f" (allowed here: {', '.join(allowed)})" if allowed else "")
+    if error.validator == "required":
+        return f"{error.message} under {_dotted(error.absolute_path)!r}"
+    return f"{_dotted(error.absolute_path)!r}: {error.message}"
+
+
+def validate_params(params) -> None:
+    """Raise ParamsError with one clear message for the first problem found."""
+    import jsonschema
+
+    if not isinstance(params, dict):
+        raise ParamsError("params.yaml must be a mapping of keys to values")
+    validator = jsonschema.Draft202012Validator(load_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(params))
+    if error is not None:
+        raise ParamsError(f"params.yaml: {_schema_error_message(error)}")
+    _check_tasks(params)
+    _check_head_pruning_methods(params["head_pruning"])
+    _check_model(params["model"])
+    _check_glue_source(params)
+    _check_bort(params["bort"])
+    _check_agora(params)
+
+
+def _check_tasks(params) -> None:
+    for position, task in enumerate(params["tasks"]):
+        if task not in TASKS:
+            raise ParamsError(f"params.yaml: 'tasks[{position}]': unknown task {task!r} (known: {', '.join(TASKS)})")
+        if TASKS[task].source == "generated" and task not in params["data"]["generated_sizes"]:
+            raise ParamsError(f"params.yaml: 'data.generated_sizes' has no entry for task {task!r}")
+    for position, task in enumerate(params["head_pruning"]["tasks"]):
+        if task not in params["tasks"]:
+            raise ParamsError(f"params.yaml: 'head_pruning.tasks[{position}]': {task!r} is not in 'tasks'")
+    for section in PER_TASK_SECTIONS:
+        for task in params[section]["per_task"]:
+            if task not in TASKS:
+                raise ParamsError(f"params.yaml: '{section}.per_task.{task}': unknown task {task!r}")
+        for task in params["tasks"]:
+            if task not in params[section]["per_task"]:
+                raise ParamsError(f"params.yaml: '{section}.per_task' has no entry for task {task!r} "
+                                  f"(add `{task}: {{}}` to keep every default)")
+
+
+def _check_head_pruning_methods(head_pruning: dict) -> None:
+    ablations = head_pruning["ablations"]
+    for name in ablations:
+        if name in HEAD_PRUNING_ALGORITHMS:
+            raise ParamsError(f"params.yaml: 'head_pruning.ablations.{name}': {name!r} is a method of its own; "
+                              "give the ablation another name")
+    for position, method in enumerate(head_pruning["methods"]):
+        if method not in HEAD_PRUNING_ALGORITHMS and method not in ablations:
+            raise ParamsError(f"params.yaml: 'head_pruning.methods[{position}]': unknown method {method!r} (known: "
+                              f"{', '.join(HEAD_PRUNING_ALGORITHMS)}, or a name in head_pruning.ablations)")
+    if "auber" not in head_pruning["methods"]:
+        needs_auber = [m for m in head_pruning["methods"] if m in COMPETITOR_ALGORITHMS]
+        if needs_auber:
+            raise ParamsError(f"params.yaml: 'head_pruning.methods': {', '.join(needs_auber)} prune as many heads "
+                              "as AUBER did for the same task and seed: add auber to the methods")
+
+
+def method_algorithm(params: dict, method: str) -> str:
+    """auber, a competitor, or auber for an ablation."""
+    return method if method in HEAD_PRUNING_ALGORITHMS else "auber"
+
+
+def method_overrides_key(params: dict, method: str) -> str | None:
+    """The dotted key of an ablation's overrides of `auber`, None for the other methods."""
+    return f"head_pruning.ablations.{method}" if method in params["head_pruning"]["ablations"] else None
+
+
+def method_layer_order(params: dict, method: str) -> str:
+    overrides = params["head_pruning"]["ablations"].get(method, {})
+    return overrides.get("layer_order", params["head_pruning"]["layer_order"])
+
+
+def check_per_layer(params: dict, num_layers: int) -> None:
+    """Every per-layer section lists exactly one mapping per encoder layer of the model (known once the model's
+    config is read, so the Snakefile calls this)."""
+    for section in PER_LAYER_SECTIONS:
+        given = len(params[section]["per_layer"])
+        if given != num_layers:
+            raise ParamsError(f"params.yaml: '{section}.per_layer' has {given} entries but the model has {num_layers} "
+                              f"encoder layers: give one mapping per layer ({{}} keeps the defaults)")
+
+
+def _check_model(model_params) -> None:
+    from workflow_scripts.core.models import resolve_model_source
+
+    try:
+        resolve_model_source(model_params["name"])
+    except (ValueError, FileNotFoundError) as error:
+        raise ParamsError(f"params.yaml: 'model.name': {error}") from error
+    shape = model_params["random_init"]
+    if shape and shape["hidden_size"] % shape["num_attention_heads"]:
+        raise ParamsError("params.yaml: 'model.random_init': hidden_size must be divisible by num_attention_heads")
+
+
+def _check_glue_source(params) -> None:
+    source = params["data"]["glue_source"]
+    uses_glue = any(TASKS[task].source == "glue" for task in params["tasks"])
+    if uses_glue and source.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(source)):
+        raise ParamsError(f"params.yaml: 'data.glue_source': folder {source!r} does not exist")
+
+
+def _check_bort(bort: dict) -> None:
+    space = bort["search_space"]
+    if not any(hidden % heads == 0 for hidden in space["hidden"] for heads in space["heads"]):
+        raise ParamsError("params.yaml: 'bort.search_space': no combination has a hidden size divisible by the heads")
+    for position, reference in enumerate(bort["fptas"]["references"]):
+        if reference["hidden"] % reference["heads"]:
+            raise ParamsError(f"params.yaml: 'bort.fptas.references[{position}]': hidden size {reference['hidden']} "
+                              f"is not divisible by {reference['heads']} heads")
+    pretrain = bort["pretrain"]
+    if pretrain["batch_size"] % pretrain["nproc_per_node"]:
+        raise ParamsError(f"params.yaml: 'bort.pretrain.batch_size' ({pretrain['batch_size']}) must be divisible by "
+                          f"'bort.pretrain.nproc_per_node' ({pretrain['nproc_per_node']}): each process takes an "
+                          "equal slice of the global batch")
+
+
+def _check_agora(params) -> None:
+    agora = params["agora"]
+    for position, task in enumerate(agora["tasks"]):
+        if task not in params["tasks"]:
+            raise ParamsError(f"params.yaml: 'agora.tasks[{position}]': {task!r} is not in 'tasks'")
+    if agora["psi"] == "lexical" and not (agora["lexical"]["word_dropout"] or agora["lexical"]["swaps"]):
+        raise ParamsError("params.yaml: 'agora.lexical': word_dropout 0 and swaps 0 would copy the errors unchanged")
+    student = agora["student"]
+    if student.startswith("bort_") and student not in AGORA_STUDENT_ALIASES:
+        raise ParamsError(f"params.yaml: 'agora.student': unknown alias {student!r} "
+                          f"(known: {', '.join(AGORA_STUDENT_ALIASES)}, or a checkpoint folder)")
+    objectives = params["bort"]["pretrain"]["objectives"]
+    if student in AGORA_STUDENT_ALIASES and student.removeprefix("bort_") not in objectives:
+        raise ParamsError(f"params.yaml: 'agora.student': {student!r} needs "
+                          f"{student.removeprefix('bort_')!r} in 'bort.pretrain.objectives'")
+
+
+def agora_checkpoint(params: dict, role: str, task: str) -> str:
+    """The folder of Agora's student or teacher for a task (aliases resolved, {task} substituted)."""
+    name = params["agora"][role]
+    if role == "student" and name in AGORA_STUDENT_ALIASES:
+        return AGORA_STUDENT_ALIASES[name]
+    if role == "teacher" and name == "base":
+        return f"models/{task}/base/finetune_initial"
+    return name.replace("{task}", task)
+
+
+class StageHparams(dict):
+    """Effective hyperparameters of one stage run, with the dotted params.yaml key each value was read from
+    (`source_keys`) and the keys a DVC stage must track to see every change that could alter them
+    (`tracked_keys`). Snakemake tracks the values themselves, through the rule's params.
+
+    str() renders them as CLI flags (--learning-rate 2e-05 ...), which is how rules hand them to the stage CLIs.
+    """
+
+    def __init__(self, values: dict, source_keys: dict, tracked_keys=None):
+        super().__init__(values)
+        self.source_keys = source_keys
+        self.tracked_keys = sorted(tracked_keys if tracked_keys is not None else set(source_keys.values()))
+
+    def __str__(self) -> str:
+        return " ".join(f"--{name.replace('_', '-')} {_shell_value(value)}" for name, value in self.items())
+
+
+def _shell_value(value) -> str:
+    """Strings as they are, everything else (numbers, null, mappings) as JSON; quoted for the shell."""
+    return shlex.quote(value if isinstance(value, str) else json.dumps(value))
+
+
+def lookup(params: dict, dotted_key: str):
+    """The value at a dotted key; integer parts index lists (auber.per_layer.3), as DVC reads them."""
+    value = params
+    for part in dotted_key.split("."):
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
+def hparams_from_keys(params: dict, name_to_key: dict[str, str]) -> StageHparams:
+    """Hyperparameters named for a CLI (learning_rate -> --learning-rate), read from dotted params.yaml keys."""
+    return StageHparams({name: lookup(params, key) for name, key in name_to_key.items()}, dict(name_to_key))
+
+
+def stage_hparams(params: dict, section: str, task: str, extra: dict[str, str] | None = None,
+                  layer: int | None = None, overrides_key: str | None = None) -> StageHparams:
+    """`section.default` overlaid with `section.per_task.<task>` (and, given a layer, `section.per_layer[layer]`,
+    and, given `overrides_key`, the mapping there: an ablation's), plus `extra` {name: dotted key}.
+
+    DVC tracks every default key and the task's (and layer's) whole override mapping, which validation guarantees
+    exists: adding an override is seen without regenerating dvc.yaml, and one task's (layer's) override reruns
+    only that task (that layer and what depends on it).
+    """
+    override_keys = [f"{section}.per_task.{task}"] + ([f"{section}.per_layer.{layer}"] if layer is not None else [])
+    override_keys += [overrides_key] if overrides_key else []
+    name_to_key = {}
+    for name in params[section]["default"]:
+        name_to_key[name] = f"{section}.default.{name}"
+        for override_key in override_keys:  # later overrides win: a layer's over a task's, an ablation's over all
+            if name in lookup(params, override_key):
+                name_to_key[name] = f"{override_key}.{name}"
+    name_to_key.update(extra or {})
+    tracked = {f"{section}.default.{name}" for name in params[section]["default"]}
+    tracked |= {*override_keys, *(extra or {}).values()}
+    return StageHparams({name: lookup(params, key) for name, key in name_to_key.items()}, name_to_key, tracked)
