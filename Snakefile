@@ -44,11 +44,6 @@ rule main:
         "results/models/first_seed/table.md",
 
 
-# One table of every model the pipeline produces (dev metric, parameters, FLOPs, CPU latency at batch 1 and 32).
-MODEL_TABLE_COST_KEYS = {"seq_len": "evaluate.cost.seq_len", "latency_threads": "evaluate.cost.threads",
-                         "latency_warmup": "evaluate.cost.warmup", "latency_repeats": "evaluate.cost.repeats"}
-
-
 def evaluated_models(scope):
     return [*expand("models/{task}/base/evaluate/metrics.json", task=TASKS),
             *(comparison_runs(scope, "evaluation") if HEAD_PRUNING_TASKS else []),
@@ -66,7 +61,7 @@ rule model_table:
         table="results/models/{scope}/table.csv",
         metrics="results/models/{scope}/models_metrics.json",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, MODEL_TABLE_COST_KEYS),
+        hp=hparams("model_table"),
     log:
         "logs/model_table/{scope}.log",
     wildcard_constraints:

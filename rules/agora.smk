@@ -5,28 +5,12 @@
 #   models/{task}/{agora,bort_plain}/evaluate/metrics.json   <- evaluate (dev, and test when labelled)
 #   results/agora/{task}/{dev,train_size}_per_round.csv      <- agora_rounds (DVC plots)
 #   results/agora/comparison.md                              <- agora_compare
-from workflow_scripts.pipeline.params import StageHparams, agora_checkpoint
+from workflow_scripts.pipeline.params import agora_checkpoint
 
 AGORA = config["agora"]
 AGORA_TASKS = AGORA["tasks"]
 
 # The student's recipe: what Agora and its baseline share.
-STUDENT_KEYS = {"max_length": "data.max_length", "selection_fraction": "agora.selection_fraction", "seed": "seed",
-                "epochs": "agora.epochs", "max_grad_norm": "agora.max_grad_norm",
-                "adam_epsilon": "agora.adam_epsilon", "init_range": "agora.classifier.init_range",
-                "dropout": "agora.classifier.dropout"}
-LOOP_KEYS = {"grid": "agora.hyperparameter_grid", "replay": "agora.replay", "tie_tolerance": "agora.tie_tolerance",
-             "psi": "agora.psi", "variants_per_error": "agora.variants_per_error",
-             "masked_lm": "agora.masked_lm", "lexical": "agora.lexical"}
-
-
-def student_hparams(wildcards, keys):
-    """The stage's flags, with Bort's extra classifier layer for the tasks params.yaml lists."""
-    hp = hparams_from_keys(config, keys)
-    return StageHparams({**hp, "extra_layer": wildcards.task in AGORA["classifier"]["extra_layer_tasks"]},
-                        {**hp.source_keys, "extra_layer": "agora.classifier.extra_layer_tasks"})
-
-
 def agora_inputs(wildcards):
     inputs = {"student": agora_checkpoint(config, "student", wildcards.task),
               "teacher": agora_checkpoint(config, "teacher", wildcards.task)}
@@ -44,7 +28,7 @@ rule agora_finetune:
     output:
         directory("models/{task}/agora/agora_finetune"),
     params:
-        hp=lambda wildcards: student_hparams(wildcards, {**STUDENT_KEYS, **LOOP_KEYS}),
+        hp=hparams("agora_finetune"),
     log:
         "logs/agora_finetune/{task}.log",
     wildcard_constraints:
@@ -67,7 +51,7 @@ rule finetune_plain:
     output:
         directory("models/{task}/bort_plain/finetune_plain"),
     params:
-        hp=lambda wildcards: student_hparams(wildcards, STUDENT_KEYS),
+        hp=hparams("finetune_plain"),
     log:
         "logs/finetune_plain/{task}.log",
     wildcard_constraints:
@@ -90,7 +74,7 @@ rule agora_rounds:
         dev="results/agora/{task}/dev_per_round.csv",
         size="results/agora/{task}/train_size_per_round.csv",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, {"batch_size": "evaluate.batch_size"}),
+        hp=hparams("agora_rounds"),
     log:
         "logs/agora_rounds/{task}.log",
     threads: 1

@@ -28,10 +28,6 @@ def candidate_metrics(candidates):
 
 
 # What every candidate measurement reads (the teacher's included), so that one protocol measures all of them.
-FPTAS_KEYS = {name: f"bort.fptas.{name}" for name in (
-    "steps", "hyperparameter_sets", "warmup_ratio", "max_grad_norm", "weight_decay", "dropout",
-    "heldout_batch_size", "seq_len", "latency_repeats", "latency_warmup")}
-FPTAS_KEYS.update({"mask_probability": "bort.corpus.mask_probability", "seed": "seed"})
 CANDIDATE_COMMAND = ("{PYTHON} -m workflow_scripts.stages.fptas_candidate --teacher {input.teacher} --corpus {input.corpus} "
                      "--output {output} {params.hp} --threads {threads} --log-file {log}")
 
@@ -44,10 +40,7 @@ rule prepare_corpus:
     output:
         directory(CORPUS),
     params:
-        hp=lambda wildcards: hparams_from_keys(config, {
-            **{name: f"bort.corpus.{name}" for name in ("source", "hub_config", "text_column", "max_documents",
-                                                        "generated_sentences", "max_length", "heldout_fraction")},
-            "seed": "seed"}),
+        hp=hparams("prepare_corpus"),
     log:
         "logs/prepare_corpus/corpus.log",
     threads: 1
@@ -67,9 +60,7 @@ rule teacher_prep:
     output:
         directory(TEACHER),
     params:
-        hp=lambda wildcards: hparams_from_keys(config, {
-            **{name: f"bort.teacher.{name}" for name in ("head_steps", "learning_rate", "batch_size")},
-            "mask_probability": "bort.corpus.mask_probability", "seed": "seed"}),
+        hp=hparams("teacher_prep"),
     log:
         "logs/teacher_prep/teacher.log",
     threads: workflow.cores
@@ -89,7 +80,7 @@ rule fptas_teacher_cost:
     output:
         "models/bort/fptas/teacher/metrics.json",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, FPTAS_KEYS),
+        hp=hparams("fptas_candidate"),
     log:
         "logs/fptas_teacher_cost/teacher.log",
     threads: 1
@@ -108,7 +99,7 @@ rule fptas_candidate_train:
     output:
         "models/bort/fptas/candidates/D{depth}_A{heads}_H{hidden}_I{intermediate}/metrics.json",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, FPTAS_KEYS),
+        hp=hparams("fptas_candidate"),
         architecture="D{depth}_A{heads}_H{hidden}_I{intermediate}",
     log:
         "logs/fptas_candidate_train/D{depth}_A{heads}_H{hidden}_I{intermediate}.log",
@@ -138,9 +129,7 @@ rule fptas_select:
         scatter="results/bort/fptas/candidates_scatter.csv",
         svg="results/bort/fptas/candidates.svg",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, {
-            "inference_cost": "bort.fptas.inference_cost", "epsilon": "bort.fptas.epsilon",
-            "representative": "bort.fptas.representative"}),
+        hp=hparams("fptas_select"),
         counts=f"--valid {BORT_PLAN.valid} --skipped {len(BORT_PLAN.skipped)}",
     log:
         "logs/fptas_select/selection.log",
@@ -158,12 +147,6 @@ def pretrain_launcher(wildcards):
     return f"{PYTHON} -m torch.distributed.run --standalone --nproc_per_node {processes} -m"
 
 
-PRETRAIN_KEYS = {name: f"bort.pretrain.{name}" for name in BORT["pretrain"] if name not in ("objectives",
-                                                                                            "nproc_per_node")}
-PRETRAIN_KEYS.update({"mask_probability": "bort.corpus.mask_probability", "heldout_batch_size":
-                      "bort.fptas.heldout_batch_size", "seed": "seed"})
-
-
 # ---- kd_pretrain: the chosen architecture pretrained by distillation (kd) or by MLM alone (mlm) ----------------
 rule kd_pretrain:
     input:
@@ -175,7 +158,7 @@ rule kd_pretrain:
         model=directory("models/bort/pretrain/{objective}"),
         curve="results/bort/pretrain/{objective}_curve.csv",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, PRETRAIN_KEYS),
+        hp=hparams("kd_pretrain"),
         launcher=pretrain_launcher,
     log:
         "logs/kd_pretrain/{objective}.log",

@@ -4,9 +4,8 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from workflow_scripts.pipeline.params import (COMPETITOR_ALGORITHMS, ParamsError, check_per_layer, hparams_from_keys,
-                                    method_algorithm, method_layer_order, method_overrides_key, stage_hparams,
-                                    validate_params)
+from workflow_scripts.pipeline.params import (COMPETITOR_ALGORITHMS, ParamsError, check_per_layer, method_algorithm,
+                                             method_layer_order, rule_hparams, validate_params)
 from workflow_scripts.pipeline.dag import adopt_into_dvc, code_files
 from workflow_scripts.head_pruning.layerwise import processing_order
 from workflow_scripts.core.models import encoder_depth
@@ -44,6 +43,11 @@ wildcard_constraints:
 
 def final_checkpoint(wildcards):
     return f"models/{wildcards.task}/{wildcards.method}/{FINAL_STAGE_OF_METHOD[wildcards.method]}"
+
+
+def hparams(rule):
+    """A rule's `params: hp=`: the stage's flags read from params.yaml (pipeline/params.py: RULE_HPARAMS)."""
+    return lambda wildcards: rule_hparams(config, rule, wildcards)
 
 
 def code(module):

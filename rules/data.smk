@@ -8,9 +8,7 @@ rule fetch_model:
     output:
         directory("models/base"),
     params:
-        hp=lambda wildcards: hparams_from_keys(config, {
-            "name": "model.name", "random_init": "model.random_init",
-            "attn_implementation": "model.attn_implementation", "seed": "seed"}),
+        hp=hparams("fetch_model"),
     log:
         "logs/fetch_model/base.log",
     threads: 1
@@ -20,13 +18,6 @@ rule fetch_model:
         "{PYTHON} -m workflow_scripts.stages.fetch_model --output {output} {params.hp} --threads {threads} --log-file {log}"
 
 
-def prepare_task_hparams(wildcards):
-    """Generated tasks depend on the seed and their sizes; GLUE tasks on where GLUE is read from."""
-    if wildcards.task.startswith("gen_"):
-        sizes = {split: f"data.generated_sizes.{wildcards.task}.{split}" for split in ("train", "validation", "test")}
-        return hparams_from_keys(config, {"seed": "seed", **sizes})
-    return hparams_from_keys(config, {"glue_source": "data.glue_source"})
-
 
 # ---- prepare_task: one task's train/validation/test splits as GLUE-schema JSON lines --------------------------
 rule prepare_task:
@@ -35,7 +26,7 @@ rule prepare_task:
     output:
         directory("data/{task}/raw"),
     params:
-        hp=prepare_task_hparams,
+        hp=hparams("prepare_task"),
     log:
         "logs/prepare_task/{task}.log",
     threads: 1
@@ -55,7 +46,7 @@ rule tokenize_task:
     output:
         directory("data/{task}/tokenized"),
     params:
-        hp=lambda wildcards: hparams_from_keys(config, {"max_length": "data.max_length"}),
+        hp=hparams("tokenize_task"),
     log:
         "logs/tokenize_task/{task}.log",
     threads: 1

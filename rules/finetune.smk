@@ -10,8 +10,7 @@ rule finetune_initial:
     output:
         directory("models/{task}/base/finetune_initial"),
     params:
-        hp=lambda wildcards: stage_hparams(config, "finetune_initial", wildcards.task,
-                                           extra={"seed": "seed", "attn_implementation": "model.attn_implementation"}),
+        hp=hparams("finetune_initial"),
     log:
         "logs/finetune_initial/{task}.log",
     threads: workflow.cores
@@ -35,7 +34,7 @@ rule evaluate:
     output:
         "models/{task}/{method}/evaluate/metrics.json",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, {"batch_size": "evaluate.batch_size"}),
+        hp=hparams("evaluate"),
     log:
         "logs/evaluate/{task}-{method}.log",
     wildcard_constraints:

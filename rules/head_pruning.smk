@@ -44,20 +44,6 @@ def competitor_budget(wildcards):
     return f"models/{wildcards.task}/auber/seed_{wildcards.seed}/layer_{wildcards.layer}/prune"
 
 
-# What every head-scoring stage reads (prune_layer, global_ranking), and what the competitors read on top.
-SCORING_KEYS = {"mini_dev_fraction": "head_pruning.mini_dev_fraction", "batch_size": "evaluate.batch_size",
-                "attn_implementation": "model.attn_implementation"}
-COMPETITOR_KEYS = {**SCORING_KEYS, "score_max_examples": "competitors.score_max_examples",
-                   **{f"voita_{name}": f"competitors.voita.{name}" for name in config["competitors"]["voita"]}}
-
-
-def prune_hparams(wildcards):
-    if method_algorithm(config, wildcards.method) == "auber":
-        return stage_hparams(config, "auber", wildcards.task, layer=int(wildcards.layer), extra=SCORING_KEYS,
-                             overrides_key=method_overrides_key(config, wildcards.method))
-    return hparams_from_keys(config, COMPETITOR_KEYS)
-
-
 # ---- prune_layer: the method chooses heads of layer l on mini-dev; the checkpoint is pruned physically ---------
 rule prune_layer:
     input:
@@ -68,7 +54,7 @@ rule prune_layer:
     output:
         directory("models/{task}/{method}/seed_{seed}/layer_{layer}/prune"),
     params:
-        hp=prune_hparams,
+        hp=hparams("prune_layer"),
         algorithm=lambda wildcards: method_algorithm(config, wildcards.method),
         budget=lambda wildcards, input: f"--budget {input.budget}" if input.budget else "",
         layer_order=lambda wildcards: method_layer_order(config, wildcards.method),
@@ -94,7 +80,7 @@ rule global_ranking:
     output:
         "models/{task}/{method}/seed_{seed}/global_ranking.json",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, COMPETITOR_KEYS),
+        hp=hparams("global_ranking"),
     log:
         "logs/global_ranking/{task}-{method}-seed_{seed}.log",
     wildcard_constraints:
@@ -117,8 +103,7 @@ rule finetune_layer:
     output:
         directory("models/{task}/{method}/seed_{seed}/layer_{layer}/finetune"),
     params:
-        hp=lambda wildcards: stage_hparams(config, "finetune_layer", wildcards.task, extra={
-            "attn_implementation": "model.attn_implementation"}),
+        hp=hparams("finetune_layer"),
     log:
         "logs/finetune_layer/{task}-{method}-seed_{seed}-{layer}.log",
     threads: 1
@@ -139,8 +124,7 @@ rule finetune_final:
     output:
         directory("models/{task}/{method}/seed_{seed}/finetune_final"),
     params:
-        hp=lambda wildcards: stage_hparams(config, "finetune_final", wildcards.task, extra={
-            "attn_implementation": "model.attn_implementation", "eval_batch_size": "evaluate.batch_size"}),
+        hp=hparams("finetune_final"),
     log:
         "logs/finetune_final/{task}-{method}-seed_{seed}.log",
     threads: 1
@@ -160,7 +144,7 @@ rule evaluate_chain:
     output:
         "models/{task}/{method}/seed_{seed}/evaluate/metrics.json",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, {"batch_size": "evaluate.batch_size"}),
+        hp=hparams("evaluate"),
     log:
         "logs/evaluate/{task}-{method}-seed_{seed}.log",
     threads: 1
@@ -183,7 +167,7 @@ rule report_layers:
         plot="results/{task}/{method}/seed_{seed}/dev_by_layer.csv",
         metrics="results/{task}/{method}/seed_{seed}/layerwise_metrics.json",
     params:
-        hp=lambda wildcards: hparams_from_keys(config, {"batch_size": "evaluate.batch_size"}),
+        hp=hparams("report_layers"),
     log:
         "logs/report_layers/{task}-{method}-seed_{seed}.log",
     threads: 1

@@ -259,3 +259,98 @@ def stage_hparams(params: dict, section: str, task: str, extra: dict[str, str] |
     tracked = {f"{section}.default.{name}" for name in params[section]["default"]}
     tracked |= {*override_keys, *(extra or {}).values()}
     return StageHparams({name: lookup(params, key) for name, key in name_to_key.items()}, name_to_key, tracked)
+
+
+# ---- What each rule reads from params.yaml: the one map from CLI flags to dotted keys --------------------------
+# A rule's `params: hp=hparams("<rule>")` (rules/common.smk) renders these as the stage's flags; dvc.yaml tracks the
+# same keys. A stage CLI requires every flag listed here (pipeline/cli.py): nothing has a default in code.
+def _keys(section: str, names) -> dict[str, str]:
+    return {name: f"{section}.{name}" for name in names}
+
+
+SCORING_KEYS = {"mini_dev_fraction": "head_pruning.mini_dev_fraction", "batch_size": "evaluate.batch_size",
+                "attn_implementation": "model.attn_implementation"}
+COST_KEYS = {"seq_len": "evaluate.cost.seq_len", "latency_threads": "evaluate.cost.threads",
+             "latency_warmup": "evaluate.cost.warmup", "latency_repeats": "evaluate.cost.repeats"}
+CORPUS_KEYS = {**_keys("bort.corpus", ("source", "hub_config", "text_column", "max_documents", "generated_sentences",
+                                       "max_length", "heldout_fraction")), "seed": "seed"}
+TEACHER_KEYS = {**_keys("bort.teacher", ("head_steps", "learning_rate", "batch_size")),
+                "mask_probability": "bort.corpus.mask_probability", "seed": "seed"}
+FPTAS_KEYS = {**_keys("bort.fptas", ("steps", "hyperparameter_sets", "warmup_ratio", "max_grad_norm", "weight_decay",
+                                     "dropout", "heldout_batch_size", "seq_len", "latency_repeats", "latency_warmup")),
+              "mask_probability": "bort.corpus.mask_probability", "seed": "seed"}
+SELECTION_KEYS = _keys("bort.fptas", ("inference_cost", "epsilon", "representative"))
+AGORA_STUDENT_KEYS = {"max_length": "data.max_length", "selection_fraction": "agora.selection_fraction",
+                      "seed": "seed", **_keys("agora", ("epochs", "max_grad_norm", "adam_epsilon")),
+                      "init_range": "agora.classifier.init_range", "dropout": "agora.classifier.dropout"}
+AGORA_LOOP_KEYS = {"grid": "agora.hyperparameter_grid", **_keys("agora", (
+    "replay", "tie_tolerance", "psi", "variants_per_error", "masked_lm", "lexical"))}
+EVALUATE_KEYS = {"batch_size": "evaluate.batch_size"}
+
+
+def _competitor_keys(params: dict) -> dict[str, str]:
+    return {**SCORING_KEYS, "score_max_examples": "competitors.score_max_examples",
+            **{f"voita_{name}": f"competitors.voita.{name}" for name in params["competitors"]["voita"]}}
+
+
+def _pretrain_keys(params: dict) -> dict[str, str]:
+    names = [name for name in params["bort"]["pretrain"] if name not in ("objectives", "nproc_per_node")]
+    return {**_keys("bort.pretrain", names), "mask_probability": "bort.corpus.mask_probability",
+            "heldout_batch_size": "bort.fptas.heldout_batch_size", "seed": "seed"}
+
+
+def _prepare_task(params: dict, wildcards) -> StageHparams:
+    """Generated tasks depend on the seed and their sizes; GLUE tasks on where GLUE is read from."""
+    task = wildcards.task
+    if TASKS[task].source == "generated":
+        sizes = {split: f"data.generated_sizes.{task}.{split}" for split in ("train", "validation", "test")}
+        return hparams_from_keys(params, {"seed": "seed", **sizes})
+    return hparams_from_keys(params, {"glue_source": "data.glue_source"})
+
+
+def _prune_layer(params: dict, wildcards) -> StageHparams:
+    """AUBER (and its ablations) read auber.* with per-task, per-layer and ablation overrides; competitors theirs."""
+    if method_algorithm(params, wildcards.method) == "auber":
+        return stage_hparams(params, "auber", wildcards.task, layer=int(wildcards.layer), extra=SCORING_KEYS,
+                             overrides_key=method_overrides_key(params, wildcards.method))
+    return hparams_from_keys(params, _competitor_keys(params))
+
+
+def _agora_student(params: dict, wildcards, keys: dict) -> StageHparams:
+    """The student's flags, with Bort's extra classifier layer for the tasks params.yaml lists."""
+    hparams = hparams_from_keys(params, keys)
+    extra_layer = wildcards.task in params["agora"]["classifier"]["extra_layer_tasks"]
+    return StageHparams({**hparams, "extra_layer": extra_layer},
+                        {**hparams.source_keys, "extra_layer": "agora.classifier.extra_layer_tasks"})
+
+
+_FINETUNE_EXTRA = {"attn_implementation": "model.attn_implementation", "eval_batch_size": "evaluate.batch_size"}
+RULE_HPARAMS = {
+    "fetch_model": lambda p, w: hparams_from_keys(p, {"name": "model.name", "random_init": "model.random_init",
+                                                      "attn_implementation": "model.attn_implementation",
+                                                      "seed": "seed"}),
+    "prepare_task": _prepare_task,
+    "tokenize_task": lambda p, w: hparams_from_keys(p, {"max_length": "data.max_length"}),
+    "finetune_initial": lambda p, w: stage_hparams(p, "finetune_initial", w.task, extra={**_FINETUNE_EXTRA,
+                                                                                        "seed": "seed"}),
+    "finetune_layer": lambda p, w: stage_hparams(p, "finetune_layer", w.task, extra=_FINETUNE_EXTRA),
+    "finetune_final": lambda p, w: stage_hparams(p, "finetune_final", w.task, extra=_FINETUNE_EXTRA),
+    "evaluate": lambda p, w: hparams_from_keys(p, EVALUATE_KEYS),
+    "prune_layer": _prune_layer,
+    "global_ranking": lambda p, w: hparams_from_keys(p, _competitor_keys(p)),
+    "report_layers": lambda p, w: hparams_from_keys(p, EVALUATE_KEYS),
+    "prepare_corpus": lambda p, w: hparams_from_keys(p, CORPUS_KEYS),
+    "teacher_prep": lambda p, w: hparams_from_keys(p, TEACHER_KEYS),
+    "fptas_candidate": lambda p, w: hparams_from_keys(p, FPTAS_KEYS),
+    "fptas_select": lambda p, w: hparams_from_keys(p, SELECTION_KEYS),
+    "kd_pretrain": lambda p, w: hparams_from_keys(p, _pretrain_keys(p)),
+    "agora_finetune": lambda p, w: _agora_student(p, w, {**AGORA_STUDENT_KEYS, **AGORA_LOOP_KEYS}),
+    "finetune_plain": lambda p, w: _agora_student(p, w, AGORA_STUDENT_KEYS),
+    "agora_rounds": lambda p, w: hparams_from_keys(p, EVALUATE_KEYS),
+    "model_table": lambda p, w: hparams_from_keys(p, COST_KEYS),
+}
+
+
+def rule_hparams(params: dict, rule: str, wildcards) -> StageHparams:
+    """The hyperparameters a rule passes to its stage CLI (with the dotted keys they came from)."""
+    return RULE_HPARAMS[rule](params, wildcards)
