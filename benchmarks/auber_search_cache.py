@@ -20,22 +20,23 @@ import time
 import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
-from workflow_scripts.head_pruning.auber import AuberConfig, search_layer
-from workflow_scripts.head_pruning.dqn import DQNConfig
+from workflow_scripts.head_pruning.auber import auber_config_from_mapping, search_layer
+from workflow_scripts.pipeline.params import load_params
 from workflow_scripts.core.latency import cpu_model_name
 from workflow_scripts.head_pruning.layerwise import layer_seed, layer_split
 from workflow_scripts.core.models import load_for_classification
 from workflow_scripts.data.tasks import TRAIN
-from workflow_scripts.stages.tokenize_task import load_tokenized
+from workflow_scripts.data.tokenized import load_tokenized
 
 
 def run_search(args, layer: int, cache: bool) -> tuple[dict, float]:
     dataset_dict, task = load_tokenized(args.data)
     model = load_for_classification(args.model, task["num_labels"])
     _, _, rows = layer_split(len(dataset_dict[TRAIN]), args.mini_dev_fraction, args.reward_examples, args.seed, layer)
-    config = AuberConfig(reward_scale=100.0, dqn=DQNConfig(episodes=args.episodes,
-                                                           epsilon_decay_actions=args.epsilon_decay_actions,
-                                                           seed=layer_seed(args.seed, layer, "agent")))
+    # params.yaml's agent, with the schedule of the command line
+    config = auber_config_from_mapping({**load_params()["auber"]["default"], "episodes": args.episodes,
+                                        "epsilon_decay_actions": args.epsilon_decay_actions},
+                                       seed=layer_seed(args.seed, layer, "agent"))
     collate_fn = DataCollatorWithPadding(AutoTokenizer.from_pretrained(args.model))
     started = time.perf_counter()
     log = search_layer(model, layer, dataset_dict[TRAIN].select(rows), task["metrics"][0], args.batch_size,

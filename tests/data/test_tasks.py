@@ -6,8 +6,10 @@ from transformers import AutoTokenizer
 
 from workflow_scripts.stages import prepare_task
 from workflow_scripts.stages import tokenize_task
-from workflow_scripts.stages.evaluate import splits_to_report
-from workflow_scripts.data.tasks import TASKS, get_task, glue_split_files, load_glue_task
+from workflow_scripts.data.tokenized import load_tokenized
+from workflow_scripts.core.evaluation import splits_to_report
+from workflow_scripts.data.sources import glue_split_files, load_glue_task
+from workflow_scripts.data.tasks import TASKS, get_task
 
 
 def test_glue_task_reads_the_hub_layout(glue_folder):
@@ -40,7 +42,7 @@ def test_prepare_and_tokenize_glue_task(glue_folder, tiny_model_folder, tmp_path
     assert task["split_sizes"] == {"train": 48, "validation": 16, "test": 16} and task["num_labels"] == 2
     tokenize_task.main(["--raw", str(tmp_path / "raw"), "--tokenizer", str(tiny_model_folder),
                         "--output", str(tmp_path / "tok"), "--max-length", "12"])
-    dataset_dict, spec = tokenize_task.load_tokenized(str(tmp_path / "tok"))
+    dataset_dict, spec = load_tokenized(str(tmp_path / "tok"))
     assert spec["name"] == "rte"
     assert set(dataset_dict["train"].column_names) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
     assert max(len(ids) for ids in dataset_dict["train"]["input_ids"]) <= 12

@@ -9,6 +9,7 @@ from workflow_scripts.head_pruning.dqn import DQNConfig, train_agent, valid_acti
 from workflow_scripts.head_pruning.layerwise import (PrunedHeadsScorer, layer_seed, layer_split, processing_order, seeded_subset,
                                         split_mini_train_dev)
 from workflow_scripts.core.surgery import encoder_layers, prune_heads
+from params_helpers import paper_auber_config
 
 
 class SyntheticEnvironment:
@@ -36,7 +37,7 @@ def test_agent_learns_to_prune_exactly_the_helpful_heads_then_stop(num_heads, he
     # the greedy policy must always take every helpful head first, and take nothing else in most runs.
     exact = 0
     for seed in range(5):
-        result = train_agent(SyntheticEnvironment(num_heads, helpful), DQNConfig(seed=seed))
+        result = train_agent(SyntheticEnvironment(num_heads, helpful), paper_auber_config(seed).dqn)
         assert set(result.pruned_heads[:len(helpful)]) == helpful
         assert result.greedy_rewards[:len(helpful)] == [1.0] * len(helpful)
         exact += set(result.pruned_heads) == helpful
@@ -46,7 +47,7 @@ def test_agent_learns_to_prune_exactly_the_helpful_heads_then_stop(num_heads, he
 
 def test_already_pruned_heads_and_the_budget_are_never_exceeded():
     environment = SyntheticEnvironment(6, helpful=range(6), max_pruned=3)  # every prune pays: it wants all
-    result = train_agent(environment, DQNConfig(episodes=60, epsilon_decay_actions=20, seed=0))
+    result = train_agent(environment, paper_auber_config(0, episodes=60, epsilon_decay_actions=20).dqn)
     for episode in result.episodes:
         heads = [a for a in episode.actions if a != 6]
         assert len(heads) == len(set(heads)) <= 3
@@ -61,7 +62,7 @@ def test_valid_action_mask_hides_pruned_heads_and_forces_stop_at_the_budget():
 
 
 def test_epsilon_follows_the_papers_schedule_per_action():
-    result = train_agent(SyntheticEnvironment(4, {0}), DQNConfig(episodes=20, seed=1))
+    result = train_agent(SyntheticEnvironment(4, {0}), paper_auber_config(1, episodes=20).dqn)
     actions_before = np.cumsum([0] + [len(e.actions) for e in result.episodes])
     for episode, actions in zip(result.episodes, actions_before[1:]):
         expected = 0.05 + 0.95 * np.exp(-(actions - 1) / 256)  # epsilon at the episode's last action
@@ -145,8 +146,8 @@ def test_score_cache_evaluates_each_pruned_set_once():
 
 def test_cached_search_makes_the_same_decisions_as_the_uncached_one():
     dataset = synthetic_dataset(60)
-    config = AuberConfig(dqn=DQNConfig(episodes=25, epsilon_decay_actions=16, replay_batch_size=16,
-                                       hidden_sizes=(32, 32, 32), seed=5))
+    config = paper_auber_config(5, episodes=25, epsilon_decay_actions=16, replay_batch_size=16,
+                                hidden_sizes=[32, 32, 32], reward_scale=1.0)
     logs = {cache: search_layer(tiny_classifier(seed=1), 1, dataset, "accuracy", 16, collate, "cpu", config,
                                 cache=cache) for cache in (True, False)}
     rerun = search_layer(tiny_classifier(seed=1), 1, dataset, "accuracy", 16, collate, "cpu", config)

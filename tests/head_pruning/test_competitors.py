@@ -9,6 +9,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from workflow_scripts.head_pruning import competitors as hi
 from workflow_scripts.core.surgery import attach_head_gates, encoder_layers, prune_heads
+from params_helpers import stage_flags, voita_gate_config
 
 
 def tiny_classifier(seed=0, num_heads=4, layers=2):
@@ -99,7 +100,7 @@ def test_confidence_matches_attention_maps_computed_by_hand_and_ignores_padding(
 
 
 def test_hard_concrete_gates_follow_the_formulas_of_louizos_and_voita():
-    config = hi.ConcreteGateConfig(temperature=0.5, log_alpha_init=0.0)
+    config = voita_gate_config(temperature=0.5, log_alpha_init=0.0)
     gates = hi.HardConcreteGates(3, config)
     with torch.no_grad():
         gates.log_alpha.copy_(torch.tensor([-4.0, 0.0, 3.0]))
@@ -118,7 +119,7 @@ def test_hard_concrete_gates_follow_the_formulas_of_louizos_and_voita():
 def test_the_l0_penalty_closes_gates_and_the_model_weights_stay_untouched():
     model, examples = tiny_classifier(), rows(16)
     before = {name: p.clone() for name, p in model.named_parameters()}
-    config = hi.ConcreteGateConfig(penalty=5.0, epochs=3, batch_size=4, learning_rate=0.2)
+    config = voita_gate_config(penalty=5.0, epochs=3, batch_size=4, learning_rate=0.2)
     scores, details = hi.voita_scores(model, [0, 1], examples, collate, "cpu", config, seed=0)
     assert details["last_step"]["l0"] < details["first_step"]["l0"]
     assert all(scores[layer].max() < config.log_alpha_init for layer in (0, 1))
@@ -169,8 +170,9 @@ def test_every_competitor_prunes_exactly_the_heads_auber_pruned_in_that_layer(me
     output = tmp_path / "pruned"
     prune_layer.main(["--method", method, "--layer", "1", "--seed", "4", "--model", str(tiny_model_folder),
                       "--data", str(tokenized_task), "--output", str(output), "--budget", str(auber_folder),
-                      "--mini-dev-fraction", "0.5", "--batch-size", "8", "--voita-epochs", "1",
-                      "--voita-batch-size", "8"])
+                      "--method-name", method, "--layer-order", "bottom_up",
+                      *stage_flags("prune_layer", {"mini_dev_fraction": 0.5, "batch_size": 8, "voita_epochs": 1,
+                                                   "voita_batch_size": 8}, method=method)])
     log = json.loads((output / "search_log.json").read_text())
     assert len(log["pruned_head_ids"]) == 3 and log["budget"]["heads"] == 3
     assert log["pruned_positions"] == hi.lowest_positions(np.array(log["scores"]), 3)
@@ -186,7 +188,8 @@ def test_a_budget_from_another_layer_is_refused(tiny_model_folder, tokenized_tas
     with pytest.raises(ValueError, match="AUBER's search of layer 0, not 1"):
         prune_layer.main(["--method", "random", "--layer", "1", "--model", str(tiny_model_folder), "--data",
                           str(tokenized_task), "--output", str(tmp_path / "out"), "--budget", str(tmp_path),
-                          "--mini-dev-fraction", "0.5"])
+                          "--seed", "0", "--method-name", "random", "--layer-order", "bottom_up",
+                          *stage_flags("prune_layer", {"mini_dev_fraction": 0.5}, method="random")])
     assert not (tmp_path / "out").exists()
 
 
@@ -202,8 +205,8 @@ def test_a_global_ranking_fixes_which_heads_each_layer_loses(tiny_model_folder, 
         searches.append(str(folder))
     ranking_file = tmp_path / "global_ranking.json"
     global_ranking.main(["--method", "michel", "--model", str(tiny_model_folder), "--data", str(tokenized_task),
-                         "--auber-searches", *searches, "--output", str(ranking_file), "--mini-dev-fraction", "0.5",
-                         "--batch-size", "8"])
+                         "--auber-searches", *searches, "--output", str(ranking_file), "--seed", "0",
+                         *stage_flags("global_ranking", {"mini_dev_fraction": 0.5, "batch_size": 8})])
     ranking = json.loads(ranking_file.read_text())
     chosen = ranking["head_ids_by_layer"]
     assert ranking["heads_total"] == 3 and sum(len(ids) for ids in chosen.values()) == 3
@@ -214,5 +217,6 @@ def test_a_global_ranking_fixes_which_heads_each_layer_loses(tiny_model_folder, 
     output = tmp_path / "pruned"
     prune_layer.main(["--method", "michel", "--layer", "1", "--model", str(tiny_model_folder), "--data",
                       str(tokenized_task), "--output", str(output), "--budget", str(ranking_file),
-                      "--mini-dev-fraction", "0.5", "--batch-size", "8"])
+                      "--seed", "0", "--method-name", "michel", "--layer-order", "bottom_up",
+                      *stage_flags("prune_layer", {"mini_dev_fraction": 0.5, "batch_size": 8}, method="michel")])
     assert json.loads((output / "search_log.json").read_text())["pruned_head_ids"] == chosen["1"]

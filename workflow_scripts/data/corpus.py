@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import torch
 
@@ -49,6 +50,41 @@ _TOKENIZE_BATCH = 1000  # texts per tokenizer call: large enough for the fast to
 # ---------------------------------------------------------------------------------------------------------------
 # Texts
 # ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CorpusConfig:
+    """bort.corpus (and the run seed): where the texts come from and how they are packed and split."""
+    source: str = field(metadata={"help": "'generated', a local .txt/.jsonl/.parquet file or folder, or a hub id"})
+    hub_config: str | None = field(metadata={"help": "configuration of a hub dataset (null: none)"})
+    text_column: str = field(metadata={"help": "column holding the text (.txt files: 'text')"})
+    max_documents: int | None = field(metadata={"help": "keep the first N non-blank texts (null: all)"})
+    generated_sentences: int = field(metadata={"help": "sentences of the generated corpus (source generated)"})
+    max_length: int = field(metadata={"help": "tokens per packed sequence, CLS and SEP included"})
+    heldout_fraction: float = field(metadata={"help": "share of sequences held out to score candidates"})
+    seed: int = field(metadata={"help": "seeds the generated corpus and the held-out split"})
+
+
+def build_corpus(config: CorpusConfig, tokenizer_folder: str, output: str, logger) -> None:
+    """Read, pack into blocks, split off the held-out part and save (prepare_corpus)."""
+    from transformers import AutoTokenizer
+
+    texts = load_texts(config.source, text_column=config.text_column, hub_config=config.hub_config,
+                       max_documents=config.max_documents, seed=config.seed,
+                       generated_count=config.generated_sentences)
+    logger.info("read %d texts from %s", len(texts), config.source)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
+    blocks = tokenize_into_blocks(texts, tokenizer, config.max_length)
+    train_blocks, heldout_blocks = split_heldout(blocks, config.heldout_fraction, config.seed)
+    info = {"source": config.source, "hub_config": config.hub_config, "text_column": config.text_column,
+            "texts": len(texts), "max_length": config.max_length, "heldout_fraction": config.heldout_fraction,
+            "seed": config.seed, "tokenizer": tokenizer.name_or_path}
+    if config.source == "generated":
+        info["generated_sentences"] = config.generated_sentences
+    save_corpus(output, train_blocks, heldout_blocks, info)
+    for split, split_blocks in (("train", train_blocks), ("heldout", heldout_blocks)):
+        logger.info("%s: %d sequences, %d non-pad tokens", split, len(split_blocks["input_ids"]),
+                    int(split_blocks["attention_mask"].sum()))
 
 
 def _kind_sentences(kind: str, seed: int) -> Iterator[str]:

@@ -3,11 +3,12 @@
 Generated tasks (gen_*) mirror the four GLUE tasks of the AUBER paper and are built offline by
 `task_generator`; GLUE tasks are read from the hub's `nyu-mll/glue` repository or a local copy of it.
 Every task is stored as GLUE-schema JSON lines: data/<task>/raw/{train,validation,test}.jsonl.
+
+This module is the registry only (no loading code), so that a stage that needs a split name or a task's metrics
+does not depend on the generated tasks' grammar: data/sources.py builds the rows.
 """
 from __future__ import annotations
 
-import glob
-import os
 from dataclasses import asdict, dataclass
 
 TRAIN, DEV, TEST = "train", "validation", "test"
@@ -58,46 +59,3 @@ def get_task(name: str) -> TaskSpec:
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
     return TASKS[name]
-
-
-def glue_split_files(glue_source: str, config_name: str) -> dict[str, list[str]]:
-    """Parquet files of one GLUE configuration in a local copy of the hub repo (<config>/<split>-*.parquet)."""
-    files_by_split: dict[str, list[str]] = {}
-    for path in sorted(glob.glob(os.path.join(glue_source, config_name, "*.parquet"))):
-        split = os.path.basename(path).split("-")[0]
-        files_by_split.setdefault(split, []).append(path)
-    if not files_by_split:
-        raise FileNotFoundError(
-            f"no parquet files for GLUE task {config_name!r} under {glue_source!r} "
-            f"(expected {os.path.join(glue_source, config_name, '<split>-*.parquet')}, as in the hub repo nyu-mll/glue)")
-    return files_by_split
-
-
-def load_glue_task(spec: TaskSpec, glue_source: str) -> dict[str, list[dict]]:
-    """Rows of each split of a GLUE task, from a local folder or (network permitting) the hub."""
-    import datasets
-
-    if os.path.isdir(glue_source):
-        dataset_dict = datasets.load_dataset("parquet", data_files=glue_split_files(glue_source, spec.glue_config))
-    else:
-        try:
-            dataset_dict = datasets.load_dataset(glue_source, spec.glue_config)
-        except Exception as error:  # noqa: BLE001 - turned into one actionable message
-            raise RuntimeError(
-                f"could not load GLUE task {spec.glue_config!r} from the hub dataset {glue_source!r}: {error}. "
-                f"Offline? Download it on a machine with network (`hf download --repo-type dataset {glue_source} "
-                f"--local-dir DIR`) and set data.glue_source to DIR.") from error
-    columns = [*spec.text_columns, "label", "idx"]
-    return {split: [{column: row[column] for column in columns} for row in dataset_dict[split]]
-            for split in dataset_dict}
-
-
-def build_task_rows(spec: TaskSpec, *, seed: int, generated_sizes: dict, glue_source: str) -> dict[str, list[dict]]:
-    """All splits of a task as GLUE-schema rows, generated or read."""
-    if spec.source == "generated":
-        from workflow_scripts.data.generated.task_generator import generate_task
-
-        if spec.name not in generated_sizes:
-            raise KeyError(f"data.generated_sizes has no entry for task {spec.name!r}")
-        return generate_task(spec.generator_kind, seed, generated_sizes[spec.name])
-    return load_glue_task(spec, glue_source)

@@ -12,7 +12,7 @@ difference itself (scale 1); the authors' code multiplies it by 100.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -73,11 +73,24 @@ class LayerPruningEnvironment:
 
 @dataclass
 class AuberConfig:
-    state_matrix: str = "value"
-    state_norm: str = "l1"
-    reward_scale: float = 1.0
-    max_pruned_per_layer: int | None = None  # None: all heads but one (the authors' code)
-    dqn: DQNConfig = field(default_factory=DQNConfig)
+    """AUBER's state, reward and limits (auber.*); the agent's schedule is `dqn`."""
+    state_matrix: str = field(metadata={"help": "weights the state is read from", "choices": STATE_MATRICES})
+    state_norm: str = field(metadata={"help": "norm of each head's weight block", "choices": STATE_NORMS})
+    reward_scale: float = field(metadata={"help": "reward = scale * change of the mini-dev score"})
+    reward_max_examples: int | None = field(metadata={"help": "score rewards on N mini-dev rows (null: all)"})
+    max_pruned_per_layer: int | None = field(metadata={"help": "most heads pruned in one layer (null: all but one)"})
+    dqn: DQNConfig
+
+
+def auber_config_from_mapping(values: dict, seed: int = 0) -> AuberConfig:
+    """An AuberConfig from the flat `auber.*` mapping of params.yaml (default overlaid with overrides)."""
+    dqn_names = {f.name for f in fields(DQNConfig) if f.metadata.get("cli") is not False}
+    auber_names = {f.name for f in fields(AuberConfig)} - {"dqn"}
+    unknown = set(values) - dqn_names - auber_names
+    if unknown:
+        raise KeyError(f"not AUBER settings: {sorted(unknown)}")
+    return AuberConfig(**{name: values[name] for name in auber_names},
+                       dqn=DQNConfig(**{name: values[name] for name in dqn_names}, seed=seed))
 
 
 def max_pruned_for(num_heads: int, config: AuberConfig) -> int:

@@ -130,12 +130,14 @@ def michel_scores(model, layers: list[int], dataset, batch_size: int, collate_fn
 
 @dataclass
 class ConcreteGateConfig:
-    penalty: float = 0.1           # lambda (the authors' example script)
-    temperature: float = 0.33      # beta (the authors' code)
-    log_alpha_init: float = 2.0    # gates start nearly open (P(open) ~ 0.9): the model they are added to converged
-    learning_rate: float = 0.1     # Adam, on log alpha only
-    epochs: int = 2
-    batch_size: int = 32
+    """Voita's hard-concrete gates: competitors.voita.* in params.yaml; the stretch interval and eps are constants
+    of the method (Louizos et al. 2018)."""
+    penalty: float                 # lambda of the L0 penalty
+    temperature: float             # beta
+    log_alpha_init: float          # initial log alpha of every gate
+    learning_rate: float           # Adam, on log alpha only
+    epochs: int                    # passes over mini-train
+    batch_size: int
     stretch_low: float = -0.1      # l
     stretch_high: float = 1.1      # r
     eps: float = 1e-6
@@ -226,7 +228,7 @@ def score_heads(method: str, model, layers: list[int], scoring_rows, training_ro
     if method == "michel":
         return michel_scores(model, layers, scoring_rows, batch_size, collate_fn, device), {}
     if method == "voita":
-        return voita_scores(model, layers, training_rows, collate_fn, device, voita or ConcreteGateConfig(), seed)
+        return voita_scores(model, layers, training_rows, collate_fn, device, voita, seed)
     raise ValueError(f"unknown head-scoring method {method!r} (known: {', '.join(COMPETITORS)})")
 
 

@@ -30,22 +30,27 @@ from torch import nn
 
 @dataclass
 class DQNConfig:
-    episodes: int = 150
-    hidden_sizes: tuple[int, ...] = (512, 512, 512)
-    leaky_relu_slope: float = 0.01
-    replay_capacity: int = 5000
-    replay_batch_size: int = 128
-    gamma: float = 1.0
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.05
-    epsilon_decay_actions: float = 256.0
-    learning_rate: float = 0.03
-    momentum: float = 0.9
-    target_update_episodes: int = 35
-    grad_clamp: float | None = 1.0      # clamp each gradient entry to [-c, c]; None: no clamp
-    stop_reward: float = 0.0
-    stop_q_value: float | None = None   # None: learned (paper); 0.2 in the authors' code
-    seed: int = 0
+    """The agent's schedule and network (auber.* in params.yaml, which documents each value and its source)."""
+    episodes: int = field(metadata={"help": "DQN episodes per layer"})
+    hidden_sizes: tuple[int, ...] = field(metadata={"help": "Q-network hidden layers"})
+    leaky_relu_slope: float = field(metadata={"help": "negative slope of the LeakyReLUs"})
+    replay_capacity: int = field(metadata={"help": "replay memory size (FIFO)"})
+    replay_batch_size: int = field(metadata={"help": "transitions per optimisation step"})
+    gamma: float = field(metadata={"help": "discount"})
+    epsilon_start: float = field(metadata={"help": "exploration rate at the first action"})
+    epsilon_end: float = field(metadata={"help": "exploration rate it decays to"})
+    epsilon_decay_actions: float = field(metadata={"help": "decay constant, in actions"})
+    learning_rate: float = field(metadata={"help": "SGD learning rate of the Q-network"})
+    momentum: float = field(metadata={"help": "SGD momentum"})
+    target_update_episodes: int = field(metadata={"help": "copy the policy network to the target every N episodes"})
+    grad_clamp: float | None = field(metadata={"help": "clamp each gradient entry to [-c, c] (null: off)"})
+    stop_reward: float = field(metadata={"help": "reward of the stop action"})
+    stop_q_value: float | None = field(metadata={"help": "fixed Q(s, stop) (null: learned, the paper)"})
+    # Not a parameter: each layer's agent is seeded from the run seed and the layer (layerwise.layer_seed).
+    seed: int = field(default=0, metadata={"cli": False})
+
+    def __post_init__(self):
+        self.hidden_sizes = tuple(self.hidden_sizes)  # JSON gives a list
 
 
 class PruningEnvironment(Protocol):

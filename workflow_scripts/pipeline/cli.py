@@ -62,7 +62,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, config_class) -> None:
     group = parser.add_argument_group(config_class.__name__, (config_class.__doc__ or "").strip().split("\n")[0])
     hints = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
-        if not field.init or dataclasses.is_dataclass(hints[field.name]):
+        if not field.init or dataclasses.is_dataclass(hints[field.name]) or field.metadata.get("cli") is False:
             continue
         options = {"dest": f"{config_class.__name__}.{field.name}", "help": field.metadata.get("help", "")}
         if _is_path_list(hints[field.name]):
@@ -91,7 +91,7 @@ def parse_stage_args(description: str, config_classes: list, argv=None,
         hints = typing.get_type_hints(config_class)
         values = {}
         for field in dataclasses.fields(config_class):
-            if not field.init:
+            if not field.init or field.metadata.get("cli") is False:
                 continue
             if dataclasses.is_dataclass(hints[field.name]) and hints[field.name] in built:
                 values[field.name] = built[hints[field.name]]

@@ -35,14 +35,30 @@ def load_schema() -> dict:
     return yaml.safe_load(resources.files(__package__).joinpath("params_schema.yaml").read_text())
 
 
-def load_params(path: str = "params.yaml") -> dict:
+def _read_yaml(path: str) -> dict:
     if not os.path.isfile(path):
         raise ParamsError(f"{path} not found")
     with open(path) as handle:
         try:
-            params = yaml.safe_load(handle)
+            return yaml.safe_load(handle)
         except yaml.YAMLError as error:
             raise ParamsError(f"{path} is not valid YAML: {error}") from error
+
+
+def merge_params(base: dict, overrides: dict) -> dict:
+    """Overrides laid over base mapping by mapping, as Snakemake's --configfile does (lists are replaced)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = merge_params(merged[key], value) if isinstance(value, dict) and isinstance(
+            merged.get(key), dict) else value
+    return merged
+
+
+def load_params(path: str = "params.yaml", presets=()) -> dict:
+    """params.yaml with presets laid over it (presets/*.yaml), validated."""
+    params = _read_yaml(path)
+    for preset in presets:
+        params = merge_params(params, _read_yaml(preset))
     validate_params(params)
     return params
 

@@ -5,52 +5,29 @@ ever selects anything on it.
 """
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass, field
 
-import numpy as np
-from transformers import AutoTokenizer, DataCollatorWithPadding
-
-from workflow_scripts.pipeline.cli import stage_parser, start_stage
+from workflow_scripts.core.evaluation import evaluate_checkpoint
 from workflow_scripts.core.io_utils import write_json
-from workflow_scripts.core.metrics import compute_metrics
-from workflow_scripts.core.models import load_for_classification
-from workflow_scripts.data.tasks import TEST
-from workflow_scripts.stages.tokenize_task import load_tokenized
-from workflow_scripts.core.training import predict_logits
+from workflow_scripts.pipeline.cli import Execution, parse_stage_args, start_stage
 
 
-def evaluate_split(model, dataset, task: dict, batch_size: int, collate_fn, device: str, split: str) -> dict:
-    logits = predict_logits(model, dataset, batch_size, collate_fn, device, description=f"evaluate {split}")
-    labels = np.asarray(dataset["labels"])
-    return {"num_examples": len(labels), **compute_metrics(task["metrics"], logits, labels)}
+@dataclass
+class Paths:
+    model: str = field(metadata={"help": "fine-tuned checkpoint folder"})
+    data: str = field(metadata={"help": "tokenized task folder"})
+    output: str = field(metadata={"help": "metrics JSON to write"})
 
 
-def splits_to_report(dataset_dict, task: dict) -> list[str]:
-    """Dev always; test only when its labels are real (GLUE's hidden test labels are -1)."""
-    splits = [task["dev_split"]]
-    if TEST in dataset_dict and min(dataset_dict[TEST]["labels"]) >= 0:
-        splits.append(TEST)
-    return splits
+@dataclass
+class Scoring:
+    batch_size: int = field(metadata={"help": "examples per forward pass (evaluate.batch_size)"})
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--model", required=True, help="fine-tuned checkpoint folder")
-    parser.add_argument("--data", required=True, help="tokenized task folder")
-    parser.add_argument("--output", required=True, help="metrics JSON to write")
-    parser.add_argument("--batch-size", type=int, default=64, help="examples per forward pass (params.yaml)")
-    args = parser.parse_args(argv)
-    logger, device = start_stage(args)
-
-    dataset_dict, task = load_tokenized(args.data)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = load_for_classification(args.model, task["num_labels"])
-    collate_fn = DataCollatorWithPadding(tokenizer)
-    metrics = {"task": task["name"], "model": os.path.normpath(args.model), "headline_metric": task["metrics"][0]}
-    for split in splits_to_report(dataset_dict, task):
-        metrics[split] = evaluate_split(model, dataset_dict[split], task, args.batch_size, collate_fn, device, split)
-        logger.info("%s %s: %s", task["name"], split, metrics[split])
-    write_json(args.output, metrics)
+    paths, scoring, execution = parse_stage_args(__doc__, [Paths, Scoring, Execution], argv)
+    logger, device = start_stage(execution, paths, scoring)
+    write_json(paths.output, evaluate_checkpoint(paths.model, paths.data, scoring.batch_size, device, logger))
 
 
 if __name__ == "__main__":

@@ -1,45 +1,49 @@
 """Stage prepare_task: write one task's splits as GLUE-schema JSON lines (data/<task>/raw/<split>.jsonl).
 
-Generated tasks are built deterministically from the seed; GLUE tasks are read from data.glue_source.
+Generated tasks are built deterministically from the seed and their sizes; GLUE tasks are read from
+data.glue_source. The rule passes only what the task's source needs (pipeline/params.py).
 """
 from __future__ import annotations
 
-import json
-import os
+from dataclasses import dataclass, field
 
-from workflow_scripts.pipeline.cli import stage_parser, start_stage
-from workflow_scripts.core.io_utils import atomic_output_dir, write_json
-from workflow_scripts.data.tasks import build_task_rows, get_task
+from workflow_scripts.data.sources import build_task_rows, write_task
+from workflow_scripts.data.tasks import get_task
+from workflow_scripts.pipeline.cli import Execution, parse_stage_args, start_stage
 
 
-def write_task(rows_by_split: dict[str, list[dict]], spec, folder: str) -> None:
-    with atomic_output_dir(folder) as staging:
-        for split, rows in rows_by_split.items():
-            with open(os.path.join(staging, f"{split}.jsonl"), "w") as handle:
-                for row in rows:
-                    handle.write(json.dumps(row, sort_keys=True) + "\n")
-        counts = {split: len(rows) for split, rows in rows_by_split.items()}
-        write_json(os.path.join(staging, "task.json"), {**spec.to_json(), "split_sizes": counts})
+@dataclass
+class Paths:
+    task: str = field(metadata={"help": "task name (workflow_scripts/data/tasks.py)"})
+    output: str = field(metadata={"help": "folder for <split>.jsonl and task.json"})
+
+
+@dataclass
+class TaskSource:
+    """What the task's source reads: a generated task its seed and sizes, a GLUE task glue_source. None: unused."""
+    seed: int | None = field(default=None, metadata={"help": "seed of a generated task (seed)"})
+    train: int | None = field(default=None, metadata={"help": "generated: training examples"})
+    validation: int | None = field(default=None, metadata={"help": "generated: dev examples"})
+    test: int | None = field(default=None, metadata={"help": "generated: test examples"})
+    glue_source: str | None = field(default=None, metadata={"help": "GLUE: hub id or local folder"})
+
+
+def check(paths: Paths, source: TaskSource, execution) -> str | None:
+    spec = get_task(paths.task)
+    needed = ["seed", "train", "validation", "test"] if spec.source == "generated" else ["glue_source"]
+    missing = [name for name in needed if getattr(source, name) is None]
+    return f"{spec.source} task {paths.task} needs --{', --'.join(n.replace('_', '-') for n in missing)}" \
+        if missing else None
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--task", required=True, help="task name (see workflow_scripts/data/tasks.py)")
-    parser.add_argument("--output", required=True, help="folder for <split>.jsonl and task.json")
-    group = parser.add_argument_group("data (from params.yaml)")
-    group.add_argument("--seed", type=int, default=0, help="seed of generated tasks")
-    group.add_argument("--train", type=int, help="generated tasks: training examples")
-    group.add_argument("--validation", type=int, help="generated tasks: dev examples")
-    group.add_argument("--test", type=int, help="generated tasks: test examples")
-    group.add_argument("--glue-source", default="nyu-mll/glue", help="GLUE tasks: hub id or local folder")
-    args = parser.parse_args(argv)
-    logger, _ = start_stage(args)
-
-    spec = get_task(args.task)
-    sizes = {args.task: {"train": args.train, "validation": args.validation, "test": args.test}}
-    rows_by_split = build_task_rows(spec, seed=args.seed, generated_sizes=sizes, glue_source=args.glue_source)
-    write_task(rows_by_split, spec, args.output)
-    logger.info("wrote %s: %s", args.output, {split: len(rows) for split, rows in rows_by_split.items()})
+    paths, source, execution = parse_stage_args(__doc__, [Paths, TaskSource, Execution], argv, check=check)
+    logger, _ = start_stage(execution, paths, source)
+    spec = get_task(paths.task)
+    sizes = {paths.task: {"train": source.train, "validation": source.validation, "test": source.test}}
+    rows_by_split = build_task_rows(spec, seed=source.seed, generated_sizes=sizes, glue_source=source.glue_source)
+    write_task(rows_by_split, spec, paths.output)
+    logger.info("wrote %s: %s", paths.output, {split: len(rows) for split, rows in rows_by_split.items()})
 
 
 if __name__ == "__main__":
