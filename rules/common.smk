@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from workflow_scripts.pipeline.params import (COMPETITOR_ALGORITHMS, ParamsError, check_per_layer, method_algorithm,
                                              method_layer_order, rule_hparams, validate_params)
-from workflow_scripts.pipeline.dag import adopt_into_dvc, code_files
+from workflow_scripts.pipeline.dag import adopt_into_dvc, code_files, task_code_files
 from workflow_scripts.head_pruning.layerwise import processing_order
 from workflow_scripts.core.models import encoder_depth
 
@@ -53,6 +53,12 @@ def hparams(rule):
 def code(module):
     """Inputs that make a stage rerun when its code (the CLI and the library modules it imports) changes."""
     return code_files(f"workflow_scripts.stages.{module}")
+
+
+def task_code(module):
+    """A per-task stage's code inputs: only the task source's modules (a GLUE task does not read the generated
+    tasks' grammar, so editing it reruns nothing of a GLUE task)."""
+    return lambda wildcards: task_code_files(f"workflow_scripts.stages.{module}", wildcards.task)
 
 
 onsuccess:

@@ -22,7 +22,7 @@ rule fetch_model:
 # ---- prepare_task: one task's train/validation/test splits as GLUE-schema JSON lines --------------------------
 rule prepare_task:
     input:
-        code=code("prepare_task"),
+        code=task_code("prepare_task"),
     output:
         directory("data/{task}/raw"),
     params:

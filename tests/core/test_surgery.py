@@ -29,7 +29,7 @@ from workflow_scripts.core.surgery import (
 )
 
 torch.set_num_threads(1)
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=37,
             initializer_range=0.3)  # larger than BERT's 0.02 so every head visibly moves the outputs
 FAMILIES = ["Bert", "Roberta"]

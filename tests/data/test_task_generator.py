@@ -1,5 +1,6 @@
 """The generated GLUE-like tasks: schema, labels, determinism, split hygiene and input validation."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from workflow_scripts.data.generated.task_generator import TASK_KINDS, generate_task, generate_task_annotated
+from workflow_scripts.data.generated.task_generator import (KIND_MODULES, TASK_KINDS, generate_task,
+                                                           generate_task_annotated, modules_for_kind)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # The project's default sizes (params.yaml: data.generated_sizes).
 DEFAULT_SIZES = {
     "paraphrase": {"train": 1000, "validation": 300, "test": 300},
@@ -118,3 +120,46 @@ def test_zero_sized_split_is_empty():
 def test_bad_arguments_raise(kind, sizes, message):
     with pytest.raises(ValueError, match=message):
         generate_task(kind, 0, sizes)
+
+
+# The generator is split by task (data/generated/{paraphrase,acceptability,entailment,coreference}.py over the shared
+# grammar, english and lexicon modules); a pipeline rule lists modules_for_kind(kind)'s files as its code inputs.
+GENERATED_PACKAGE = "workflow_scripts.data.generated"
+DRIVER_MODULE = f"{GENERATED_PACKAGE}.task_generator"
+TASK_MODULES = {kind: f"{GENERATED_PACKAGE}.{kind}" for kind in TASK_KINDS}
+LOADED_MODULES_SCRIPT = """
+import json, sys
+def loaded():
+    return sorted(name for name in sys.modules if name.startswith("workflow_scripts.data.generated."))
+import {task_module}
+alone = loaded()
+from workflow_scripts.data.generated.task_generator import generate_task
+generate_task({kind!r}, 0, {{"train": 30, "test": 10}})
+print(json.dumps({{"alone": alone, "generating": loaded()}}))
+"""
+
+
+@pytest.mark.parametrize("kind", TASK_KINDS)
+def test_task_module_imports_alone_and_modules_for_kind_is_exact(kind):
+    needed = modules_for_kind(kind)
+    assert len(set(needed)) == len(needed) and DRIVER_MODULE in needed and TASK_MODULES[kind] in needed
+    for name in needed:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin and Path(spec.origin).is_file(), name
+    # No kind runs another kind's task code (paraphrase does not need acceptability, ...).
+    assert not {TASK_MODULES[other] for other in TASK_KINDS if other != kind} & set(needed)
+    # A fresh process: the task module imports on its own, and generating the kind loads exactly modules_for_kind.
+    script = LOADED_MODULES_SCRIPT.format(task_module=TASK_MODULES[kind], kind=kind)
+    loaded = json.loads(subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, check=True,
+                                       capture_output=True, text=True).stdout)
+    assert set(loaded["alone"]) == set(needed) - {DRIVER_MODULE}
+    assert set(loaded["generating"]) == set(needed)
+
+
+def test_every_generator_module_is_needed_by_some_kind():
+    package_dir = Path(importlib.util.find_spec(GENERATED_PACKAGE).origin).parent
+    on_disk = {f"{GENERATED_PACKAGE}.{path.stem}" for path in package_dir.glob("*.py") if path.stem != "__init__"}
+    assert on_disk == {name for kind in TASK_KINDS for name in modules_for_kind(kind)}
+    assert set(KIND_MODULES) == set(TASK_KINDS)
+    with pytest.raises(ValueError, match="unknown task kind"):
+        modules_for_kind("sentiment")

@@ -66,19 +66,38 @@ def _imported_modules(module: str) -> frozenset[str]:
                      and module_file(name).name != "__init__.py")
 
 
-def code_files(module: str, root: str = ".") -> list[str]:
+def code_files(module: str, root: str = ".", skip=lambda name: False) -> list[str]:
     """The files of a stage CLI module and every package module it imports, transitively, as paths relative to
-    the workflow root: a rule lists them as inputs, so editing the code of a stage reruns exactly that stage."""
+    the workflow root: a rule lists them as inputs, so editing the code of a stage reruns exactly that stage.
+    `skip(name)` leaves out a module (and what only it imports): code the job provably does not run."""
     seen, pending = set(), [module]
     while pending:
         current = pending.pop()
-        if current not in seen:
+        if current not in seen and not skip(current):
             seen.add(current)
             pending.extend(_imported_modules(current))
     files = {module_file(name) for name in seen}
     if f"{PACKAGE}.pipeline.params" in seen:
         files.add(PACKAGE_DIR / "pipeline" / "params_schema.yaml")
     return sorted(os.path.relpath(path, root) for path in files)
+
+
+GENERATED_TASKS_PACKAGE = f"{PACKAGE}.data.generated"
+
+
+def task_code_files(module: str, task: str, root: str = ".") -> list[str]:
+    """A per-task stage's code: a GLUE task never runs the generated tasks' grammar, and a generated task runs only
+    its own task's modules (data/generated: modules_for_kind)."""
+    from workflow_scripts.data.tasks import TASKS
+
+    spec = TASKS[task]
+    needed = set()
+    if spec.source == "generated":
+        from workflow_scripts.data.generated.task_generator import modules_for_kind
+
+        needed = set(modules_for_kind(spec.generator_kind))
+    return code_files(module, root, skip=lambda name: name.startswith(GENERATED_TASKS_PACKAGE + ".")
+                      and name not in needed)
 
 
 def dvc_stage_name(rule: str, wildcards: dict) -> str:

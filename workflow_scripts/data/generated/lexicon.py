@@ -1,4 +1,4 @@
-"""Word lists for `task_generator`: data only, no logic.
+"""Word lists for the generated tasks (`task_generator` and its task modules): data only, no logic.
 
 Every list is a tuple (never a set) so that iteration order, and with it every generated data set, is the same in
 every process. Inflected forms are spelled out rather than derived, because English morphology is irregular and a
