@@ -4,6 +4,10 @@
 #   snakemake --cores all models/gen_mrpc/base/evaluate/metrics.json   # one target and what it needs
 # dvc.yaml is generated from this DAG (`make dvc.yaml`); `dvc repro` runs the same jobs through Snakemake.
 
+# `snakemake --report report.html`: the tables and figures of every method (captions in report/)
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/finetune.smk"
@@ -60,6 +64,8 @@ rule model_table:
         markdown="results/models/{scope}/table.md",
         table="results/models/{scope}/table.csv",
         metrics="results/models/{scope}/models_metrics.json",
+        html=report("results/models/{scope}/table.html", caption="report/model_table.rst", category="All models",
+                    subcategory="{scope}", labels={"scope": "{scope}"}),
     params:
         hp=hparams("model_table"),
     log:
@@ -71,5 +77,5 @@ rule model_table:
         mem_mb=4000,
     shell:
         "{PYTHON} -m workflow_scripts.stages.model_table --metrics {input.metrics} --pretrained {input.pretrained} "
-        "--output-md {output.markdown} --output-csv {output.table} --output-json {output.metrics} {params.hp} "
-        "--threads {threads} --log-file {log}"
+        "--output-md {output.markdown} --output-csv {output.table} --output-json {output.metrics} "
+        "--output-html {output.html} {params.hp} --threads {threads} --log-file {log}"

@@ -73,6 +73,9 @@ rule agora_rounds:
     output:
         dev="results/agora/{task}/dev_per_round.csv",
         size="results/agora/{task}/train_size_per_round.csv",
+        plots=[report("results/agora/{task}/rounds.svg", caption="../report/agora_rounds.rst", category="Agora",
+                      subcategory="Rounds", labels={"task": "{task}"}),
+               "results/agora/{task}/rounds.png"],
     params:
         hp=hparams("agora_rounds"),
     log:
@@ -82,7 +85,8 @@ rule agora_rounds:
         mem_mb=4000,
     shell:
         "{PYTHON} -m workflow_scripts.stages.agora_report rounds --agora {input.agora} --data {input.data} "
-        "--dev-output {output.dev} --size-output {output.size} {params.hp} --threads {threads} --log-file {log}"
+        "--dev-output {output.dev} --size-output {output.size} --plots {output.plots} {params.hp} "
+        "--threads {threads} --log-file {log}"
 
 
 # ---- agora_compare: Agora against the plain fine-tune, task by task (score, wall time, points added) -----------
@@ -96,10 +100,12 @@ rule agora_compare:
         code=code("agora_report"),
     output:
         table="results/agora/comparison.md",
+        html=report("results/agora/comparison.html", caption="../report/agora_comparison.rst", category="Agora",
+                    subcategory="Agora against plain fine-tuning", labels={"content": "every task"}),
         metrics="results/agora/comparison_metrics.json",
     log:
         "logs/agora_compare/compare.log",
     shell:
         "{PYTHON} -m workflow_scripts.stages.agora_report compare --agora {input.agora} --plain {input.plain} "
         "--agora-metrics {input.agora_metrics} --plain-metrics {input.plain_metrics} --output {output.table} "
-        "--metrics-output {output.metrics} --log-file {log}"
+        "--output-html {output.html} --metrics-output {output.metrics} --log-file {log}"

@@ -126,8 +126,12 @@ rule fptas_select:
         selection="results/bort/fptas/selection.json",
         table="results/bort/fptas/table.md",
         table_csv="results/bort/fptas/table.csv",
+        table_html=report("results/bort/fptas/table.html", caption="../report/fptas_table.rst", category="Bort",
+                          subcategory="FPTAS search", labels={"content": "Table 1: the chosen architecture"}),
         scatter="results/bort/fptas/candidates_scatter.csv",
-        svg="results/bort/fptas/candidates.svg",
+        svg=report("results/bort/fptas/candidates.svg", caption="../report/fptas_candidates.rst", category="Bort",
+                   subcategory="FPTAS search", labels={"content": "every candidate's W inputs"}),
+        png="results/bort/fptas/candidates.png",
     params:
         hp=hparams("fptas_select"),
         counts=f"--valid {BORT_PLAN.valid} --skipped {len(BORT_PLAN.skipped)}",
@@ -182,10 +186,16 @@ rule bort_report:
         code=code("bort_report"),
     output:
         report="results/bort/pretrain/comparison.md",
+        html=report("results/bort/pretrain/comparison.html", caption="../report/bort_comparison.rst",
+                    category="Bort", subcategory="Pretraining", labels={"content": "distillation against MLM only"}),
         metrics="results/bort/pretrain/comparison_metrics.json",
+        plots=[report("results/bort/pretrain/curves.svg", caption="../report/bort_curves.rst", category="Bort",
+                      subcategory="Pretraining", labels={"content": "held-out MLM curves"}),
+               "results/bort/pretrain/curves.png"],
     log:
         "logs/bort_report/report.log",
     threads: 1
     shell:
         "{PYTHON} -m workflow_scripts.stages.bort_report --curves {input.curves} --selection {input.selection} "
-        "--output {output.report} --metrics {output.metrics} --log-file {log}"
+        "--output {output.report} --output-html {output.html} --metrics {output.metrics} --plots {output.plots} "
+        "--log-file {log}"

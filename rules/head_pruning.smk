@@ -164,7 +164,9 @@ rule report_layers:
         data="data/{task}/tokenized",
         code=code("report_layers"),
     output:
-        plot="results/{task}/{method}/seed_{seed}/dev_by_layer.csv",
+        plot=report("results/{task}/{method}/seed_{seed}/dev_by_layer.csv", caption="../report/dev_by_layer.rst",
+                    category="Per-layer", subcategory="{task}: every chain",
+                    labels={"method": "{method}", "seed": "{seed}"}),
         metrics="results/{task}/{method}/seed_{seed}/layerwise_metrics.json",
     params:
         hp=hparams("report_layers"),
@@ -204,14 +206,30 @@ def comparison_inputs(scope):
 
 
 def comparison_files(scope):
+    """The comparison's outputs; the page and the SVG figures go into `snakemake --report` (captions: report/)."""
     methods, _ = COMPARISON_SCOPES[scope]
     folder = f"results/comparison/{scope}"
+    scope_label = scope.replace("_", " ")
+
+    def figures(name, caption, category, figure):
+        files = []
+        for task in HEAD_PRUNING_TASKS:
+            svg = report(f"{folder}/plots/{name}_{task}.svg", caption=f"../report/{caption}.rst", category=category,
+                         subcategory=scope_label, labels={"task": task, "figure": figure})
+            files += [f"{folder}/plots/{name}_{task}.png", svg]
+        return files
+
     return {"table": f"{folder}/table.csv", "markdown": f"{folder}/table.md",
-            "metrics": f"{folder}/comparison_metrics.json", "html": f"{folder}/report.html",
+            "metrics": f"{folder}/comparison_metrics.json",
+            "html": report(f"{folder}/report.html", caption="../report/comparison.rst",
+                           category="Head pruning comparison", subcategory=scope_label,
+                           labels={"page": "tables, paired differences, figures"}),
             "plots": [f"{folder}/plots/dev_by_layer_{task}_{method}.csv"
                       for task in HEAD_PRUNING_TASKS for method in methods],
             "heatmaps": [f"{folder}/plots/heads_{task}_{method}_heatmap.csv"
-                         for task in HEAD_PRUNING_TASKS for method in methods]}
+                         for task in HEAD_PRUNING_TASKS for method in methods],
+            "curve_figures": figures("dev_by_layer", "dev_curves", "Per-layer", "dev score layer by layer"),
+            "heatmap_figures": figures("heads", "heads_heatmap", "Head pruning comparison", "heads pruned")}
 
 
 rule compare_methods:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", ".dvcignore", ".gitignore"]
+WORKFLOW_FILES = ["Snakefile", "rules", "report", "workflow_scripts", ".dvcignore", ".gitignore"]
 
 
 def command_env() -> dict:

@@ -1,7 +1,9 @@
 """The real command lines on the tiny configuration, in a temporary git + DVC repository:
 snakemake builds everything, dvc repro then has nothing to do (and vice versa), a changed parameter reruns
 exactly the stages that read it, whichever front end runs it."""
+import base64
 import json
+import re
 import sys
 
 import pytest
@@ -34,8 +36,22 @@ def repo(tmp_path_factory):
     return make_workflow_repo(tmp_path_factory.mktemp("workflow"), REPO_ROOT / "tests/configs/tiny.yaml")
 
 
-def test_snakemake_builds_every_stage_with_checkpoints_metrics_and_logs(repo):
+def embedded_files(report_page: str) -> list[bytes]:
+    """The result files a `snakemake --report` page embeds (as base64 data URIs)."""
+    return [base64.b64decode(data) for data in re.findall(r";base64,([A-Za-z0-9+/=]+)", report_page)]
+
+
+def test_snakemake_builds_every_stage_with_checkpoints_metrics_and_logs(repo, tmp_path):
     run(SNAKEMAKE, repo)
+    # Snakemake's own report of what was built: the comparison page (its tables) and every figure, by category
+    run(SNAKEMAKE + ["--report", str(tmp_path / "report.html")], repo)
+    page = (tmp_path / "report.html").read_text()
+    embedded = embedded_files(page)
+    comparison = (repo / "results/comparison/all_seeds/report.html").read_bytes()
+    assert comparison in embedded and b"<table" in comparison and b">auber<" in comparison
+    assert (repo / "results/bort/fptas/candidates.svg").read_bytes() in embedded
+    assert all(category in page for category in ("Head pruning comparison", "Per-layer", "Bort", "Agora",
+                                                 "All models"))
     for task in ("gen_mrpc", "gen_cola"):
         checkpoint = repo / "models" / task / "base" / "finetune_initial"
         assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "config.json").is_file()

@@ -1,5 +1,6 @@
 """model_table on two tiny saved classifiers laid out as models/<task>/<method>/...: rows, counts against the real
-tensors, FLOPs ordering, latencies, the DVC metrics JSON, and the error for a missing checkpoint folder."""
+tensors, FLOPs ordering, latencies, the DVC metrics JSON, the tables against hand-written ones, and the error for a
+missing checkpoint folder."""
 import csv
 import json
 from pathlib import Path
@@ -8,9 +9,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from workflow_scripts.stages import model_table
-from workflow_scripts.stages.model_table import main, table_rows
 from workflow_scripts.core.models import minilm_folder
+from workflow_scripts.reports import model_table
+from workflow_scripts.reports.model_table import CostConfig, model_table_report, table_rows
+from workflow_scripts.stages.model_table import main
 
 TASK = "gen_mrpc"
 
@@ -53,9 +55,9 @@ def workspace(tmp_path, monkeypatch):
 
 def test_table_of_two_models(workspace):
     root, metrics, sizes = workspace
-    main(["--metrics", *metrics, "--seq-len", "16", "--latency-repeats", "2", "--latency-warmup", "1",
-          "--output-md", "results/table.md", "--output-csv", "results/table.csv",
-          "--output-json", "results/table.json"])
+    main(["--metrics", *metrics, "--seq-len", "16", "--latency-threads", "1", "--latency-repeats", "2",
+          "--latency-warmup", "1", "--output-md", "results/table.md", "--output-csv", "results/table.csv",
+          "--output-json", "results/table.json", "--output-html", "results/table.html"])
 
     table = json.loads((root / "results/table.json").read_text())
     assert list(table) == [f"{TASK}/auber (seed 0)", f"{TASK}/base"]  # sorted by method
@@ -76,6 +78,36 @@ def test_table_of_two_models(workspace):
     assert "1 torch thread(s)" in markdown and "GFLOPs/sequence at 16" in markdown
     assert f"| {TASK} | base | accuracy 0.750 |" in markdown
     assert f"| {TASK} | auber (seed 0) | accuracy 0.625 |" in markdown
+    page = (root / "results/table.html").read_text()
+    assert "<table" in page and "auber (seed 0)" in page and "accuracy 0.750" in page
+
+
+ROWS = [{"task": TASK, "method": "auber", "seed": 0, "metric": "accuracy", "dev_value": 0.625, "parameters": 1500000,
+         "encoder_parameters": 1000000, "flops_per_sequence": 2500000000, "latency_b1_ms": 1.234,
+         "latency_b32_ms": 20.5, "model_folder": "models/a", "metrics_path": "models/a.json", "threads": 1,
+         "cpu_model": "a CPU"},
+        {"task": TASK, "method": "base", "seed": None, "metric": "accuracy", "dev_value": 0.75, "parameters": 2000000,
+         "encoder_parameters": 1500000, "flops_per_sequence": 5000000000, "latency_b1_ms": 2.5,
+         "latency_b32_ms": 41.0, "model_folder": "models/b", "metrics_path": "models/b.json", "threads": 1,
+         "cpu_model": "a CPU"}]
+
+
+def test_tables_of_measured_rows_equal_hand_written_ones():
+    cost = CostConfig(seq_len=16, latency_threads=1, latency_warmup=1, latency_repeats=2)
+    outputs = model_table_report(ROWS, cost, markdown_path="t.md", csv_path="t.csv", json_path="t.json")
+    assert set(outputs) == {"t.md", "t.csv", "t.json"}                      # only what was asked for
+    assert outputs["t.csv"] == (
+        "task,method,seed,metric,dev_value,parameters,encoder_parameters,flops_per_sequence,latency_b1_ms,"
+        "latency_b32_ms,model_folder,metrics_path\n"
+        f"{TASK},auber,0,accuracy,0.625,1500000,1000000,2500000000,1.234,20.5,models/a,models/a.json\n"
+        f"{TASK},base,,accuracy,0.75,2000000,1500000,5000000000,2.5,41.0,models/b,models/b.json\n")
+    assert outputs["t.md"].splitlines()[4:] == [
+        f"| {TASK} | auber (seed 0) | accuracy 0.625 | 1.50 | 1.00 | 2.500 | 1.23 | 20.50 | models/a |",
+        f"| {TASK} | base | accuracy 0.750 | 2.00 | 1.50 | 5.000 | 2.50 | 41.00 | models/b |"]
+    assert outputs["t.md"].startswith("Models measured one after the other on a CPU, 1 torch thread(s); sequence "
+                                      "length 16; latency = median of 2 forward passes after 1 warm-up passes.")
+    assert outputs["t.json"][f"{TASK}/base"] == {"dev_accuracy": 0.75, "parameters": 2000000, "flops": 5000000000,
+                                                  "latency_b1_ms": 2.5, "latency_b32_ms": 41.0}
 
 
 def test_mnli_style_dev_split_is_read(workspace):
@@ -96,7 +128,8 @@ def test_missing_model_folder_is_one_clear_error(workspace, capsys, monkeypatch)
     missing = write_evaluation(root, f"models/{TASK}/voita/seed_1/evaluate/metrics.json",
                                f"models/{TASK}/voita/seed_1/finetune_final", 0.5)
     with pytest.raises(SystemExit) as exit_info:
-        main(["--metrics", *metrics, missing, "--output-json", "results/table.json"])
+        main(["--metrics", *metrics, missing, "--output-json", "results/table.json", "--seq-len", "16",
+              "--latency-threads", "1", "--latency-warmup", "1", "--latency-repeats", "2"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert missing in error and f"models/{TASK}/voita/seed_1/finetune_final" in error

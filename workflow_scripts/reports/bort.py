@@ -1,0 +1,237 @@
+"""Bort's reports: the FPTAS's choice among the trained candidates (the seed's Table 1 and the candidates' scatter)
+and distillation against MLM-only pretraining of the chosen architecture (the seed's Table 3 and Figure 1).
+
+    selection = select(teacher, candidates, references, "latency")     # W of every candidate, the largest wins
+    outputs = selection_report(selection, config, "results/bort/fptas")  # {path: content}: tables, plot, JSON
+    summary = compare(read_curves(paths))                               # final scores, steps to MLM-only's final
+"""
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from workflow_scripts.bort.fptas import REPRESENTATIVES, rank_by_w
+from workflow_scripts.reports.render import (COLORS, csv_text, figure_bytes, figure_outputs, html_figure,
+                                             html_page, html_table, markdown_table, new_figure)
+
+# ---- the FPTAS's selection ---------------------------------------------------------------------------------------
+
+INFERENCE_KEYS = {"latency": "latency_s", "flops": "flops"}
+TABLE_COLUMNS = ["rank", "architecture", "depth", "heads", "hidden", "intermediate", "w_coefficient",
+                 "parameters_millions", "latency_ms", "mflops", "surrogate_error", "mlm_accuracy"]
+# The markdown/HTML table: column -> (header, format of its cells)
+DISPLAY_COLUMNS = {"w_coefficient": ("W", "{:.3f}"), "parameters_millions": ("parameters (M)", "{:.2f}"),
+                   "latency_ms": ("latency (ms/sample)", "{:.2f}"), "mflops": ("MFLOPs", "{:.1f}"),
+                   "surrogate_error": ("surrogate error", "{:.3f}"), "mlm_accuracy": ("MLM acc.", "{:.3f}")}
+SELECTION_KEYS = ("tag", "depth", "heads", "hidden", "intermediate", "parameters", "flops", "latency_s",
+                  "surrogate_error", "w_coefficient")
+
+
+@dataclass
+class SelectionConfig:
+    """How the FPTAS chose (params.yaml: bort.fptas) and what the search space held (the DAG's plan)."""
+    inference_cost: str = field(metadata={"help": "i(xi) in the W-coefficient: measured latency or FLOPs",
+                                          "choices": sorted(INFERENCE_KEYS)})
+    epsilon: int = field(metadata={"help": "recorded: the interval size that chose the trained candidates"})
+    representative: str = field(metadata={"help": "recorded: which member of an interval was trained",
+                                          "choices": list(REPRESENTATIVES)})
+    valid: int = field(metadata={"help": "recorded: valid architectures in the space"})
+    skipped: int = field(metadata={"help": "recorded: combinations with H % A != 0"})
+
+
+def select(teacher: dict, candidates: list[dict], references: list[dict], inference_cost: str) -> dict:
+    """W of every candidate, reference and T against T; the chosen one is the candidate with the largest W
+    (references are shown, never chosen)."""
+    key = INFERENCE_KEYS[inference_cost]
+    ranked = rank_by_w(candidates, teacher, key)
+    scored_references = rank_by_w(references, teacher, key) if references else []
+    scored_teacher = rank_by_w([teacher], teacher, key)[0]
+    return {"ranked": ranked, "references": scored_references, "teacher": scored_teacher, "chosen": ranked[0]}
+
+
+def table_row(rank, row: dict) -> dict:
+    return {"rank": rank, "architecture": row["tag"], "depth": row["depth"], "heads": row["heads"],
+            "hidden": row["hidden"], "intermediate": row["intermediate"],
+            "w_coefficient": round(row["w_coefficient"], 4), "parameters_millions": round(row["parameters"] / 1e6, 3),
+            "latency_ms": round(row["latency_s"] * 1e3, 3), "mflops": round(row["flops"] / 1e6, 1),
+            "surrogate_error": round(row["surrogate_error"], 4), "mlm_accuracy": round(row["mlm_accuracy"], 4)}
+
+
+def selection_table(selection: dict, top: int = 3) -> pd.DataFrame:
+    """The seed's Table 1: the top `top` candidates by W (rank 1..), then the references and T with their own W."""
+    rows = [table_row(rank, row) for rank, row in enumerate(selection["ranked"][:top], start=1)]
+    rows += [table_row("reference", row) for row in selection["references"]]
+    rows.append(table_row("T", selection["teacher"]))
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def candidates_table(selection: dict) -> pd.DataFrame:
+    """Every trained candidate (rank by W) and reference (ranked after them), with its role: the scatter's data."""
+    rows = [table_row(rank, row) | {"role": row["role"]}
+            for rank, row in enumerate(selection["ranked"] + selection["references"], start=1)]
+    return pd.DataFrame(rows, columns=[*TABLE_COLUMNS, "role"])
+
+
+def selection_display(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 as printed: <D, A, H, I>, W and the measurements, formatted."""
+    shapes = [f"<{r.depth}, {r.heads}, {r.hidden}, {r.intermediate}>" for r in table.itertuples()]
+    display = pd.DataFrame({"": table["rank"].astype(str), "architecture <D, A, H, I>": shapes})
+    for column, (header, cell) in DISPLAY_COLUMNS.items():
+        display[header] = table[column].map(cell.format)
+    return display
+
+
+def selection_note(inference_cost: str) -> str:
+    return f"W-coefficient with inference cost = {inference_cost}; latency on one CPU thread, one sequence."
+
+
+def candidates_figure(candidates: pd.DataFrame, chosen: str, inference_cost: str):
+    """Surrogate error against parameters and against the inference cost W used; the chosen one marked."""
+    cost_column, cost_label = (("latency_ms", "latency (ms/sample)") if inference_cost == "latency"
+                               else ("mflops", "MFLOPs per sequence"))
+    figure = new_figure(8, 3.4)
+    for axes, (column, label) in zip(figure.subplots(1, 2, sharey=True),
+                                     (("parameters_millions", "parameters (M)"), (cost_column, cost_label))):
+        for role, color, marker in (("candidate", COLORS[0], "o"), ("reference", "#7f7f7f", "s")):
+            subset = candidates[candidates["role"] == role]
+            axes.scatter(subset[column], subset["surrogate_error"], color=color, marker=marker, s=24, label=role)
+        winner = candidates[candidates["architecture"] == chosen]
+        axes.scatter(winner[column], winner["surrogate_error"], color=COLORS[2], marker="*", s=160, zorder=3,
+                     label=f"chosen: {chosen}")
+        axes.set_xlabel(label)
+        axes.grid(alpha=0.3)
+    figure.axes[0].set_ylabel("surrogate error")
+    figure.axes[0].legend(fontsize="small")
+    figure.suptitle(f"FPTAS candidates (W with inference cost = {inference_cost})")
+    return figure
+
+
+def selection_json(selection: dict, config: SelectionConfig) -> dict:
+    chosen = selection["chosen"]
+    return {"chosen": {key: chosen[key] for key in SELECTION_KEYS},
+            "inference_cost": config.inference_cost, "epsilon": config.epsilon,
+            "representative": config.representative, "valid_architectures": config.valid,
+            "skipped_architectures": config.skipped, "trained_candidates": len(selection["ranked"]),
+            "ranking": [{"tag": row["tag"], "w_coefficient": row["w_coefficient"]} for row in selection["ranked"]]}
+
+
+def selection_report(selection: dict, config: SelectionConfig, output_dir: str) -> dict[str, str | bytes | dict]:
+    """{path under output_dir: content}: table.csv, table.md, table.html (Table 1 and the scatter),
+    candidates_scatter.csv (DVC plot), candidates.{png,svg}, selection.json."""
+    table, candidates = selection_table(selection), candidates_table(selection)
+    display = selection_display(table)
+    rendered = figure_bytes(candidates_figure(candidates, selection["chosen"]["tag"], config.inference_cost))
+    page = html_page("FPTAS: the chosen architecture", [
+        f"<p>{html.escape(selection_note(config.inference_cost))} Chosen: <code>{selection['chosen']['tag']}</code> "
+        f"(largest W among {len(selection['ranked'])} trained candidates; references never win).</p>",
+        html_table(display),
+        html_figure(rendered, "Surrogate error of every trained candidate and reference; the chosen one starred.")])
+
+    def path(name):
+        return os.path.join(output_dir, name)
+
+    return {path("table.csv"): csv_text(table),
+            path("table.md"): f"{selection_note(config.inference_cost)}\n\n{markdown_table(display)}\n",
+            path("table.html"): page,
+            path("candidates_scatter.csv"): csv_text(candidates),
+            **figure_outputs(rendered, [path("candidates.png"), path("candidates.svg")]),
+            path("selection.json"): selection_json(selection, config)}
+
+
+# ---- distillation against MLM-only pretraining -------------------------------------------------------------------
+
+def read_curve(path: str) -> tuple[str, pd.DataFrame]:
+    """(objective, curve) of a kd_pretrain curve CSV: step, mlm_accuracy, mlm_loss per evaluation."""
+    # pandas >= 3 parses floats exactly (round trip): the summary's numbers are the file's, to the last bit
+    curve = pd.read_csv(path)
+    if curve.empty:
+        raise ValueError(f"{path} has no points")
+    return curve["objective"].iloc[0], curve
+
+
+def steps_to_reach(curve: list[dict], target: float, key: str = "mlm_accuracy") -> int | None:
+    """The first evaluated step whose accuracy is at least target, or whose loss (key mlm_loss) is at most target
+    (None: never)."""
+    reached = (lambda value: value <= target) if key == "mlm_loss" else (lambda value: value >= target)
+    return next((int(point["step"]) for point in curve if reached(point[key])), None)
+
+
+def compare(curves: dict[str, list[dict]]) -> dict:
+    """Final held-out accuracy and loss of each objective, and the steps each needs to reach MLM-only's final
+    accuracy and loss (without an mlm curve: the worst final values); each curve is its points in step order
+    ({step, mlm_accuracy, mlm_loss}). Accuracy is a step function while a small model still predicts the most
+    frequent tokens; the loss shows progress there."""
+    accuracy = {objective: float(curve[-1]["mlm_accuracy"]) for objective, curve in curves.items()}
+    loss = {objective: float(curve[-1]["mlm_loss"]) for objective, curve in curves.items()}
+    target_accuracy = accuracy["mlm"] if "mlm" in accuracy else min(accuracy.values())
+    target_loss = loss["mlm"] if "mlm" in loss else max(loss.values())
+    summary = {"target_mlm_accuracy": target_accuracy, "target_mlm_loss": target_loss, "objectives": {}}
+    for objective, curve in curves.items():
+        summary["objectives"][objective] = {
+            "final_mlm_accuracy": accuracy[objective], "final_mlm_loss": loss[objective],
+            "final_step": int(curve[-1]["step"]), "steps_to_target": steps_to_reach(curve, target_accuracy),
+            "steps_to_target_loss": steps_to_reach(curve, target_loss, "mlm_loss")}
+    for suffix in ("", "_loss"):
+        reached = {o: entry[f"steps_to_target{suffix}"] for o, entry in summary["objectives"].items()}
+        if reached.get("kd") and reached.get("mlm"):
+            summary[f"kd_steps_fraction_of_mlm{suffix}"] = reached["kd"] / reached["mlm"]
+    return summary
+
+
+def pretraining_table(summary: dict) -> pd.DataFrame:
+    def steps(value):
+        return str(value) if value is not None else "not reached"
+
+    return pd.DataFrame([{"objective": objective, "steps": str(entry["final_step"]),
+                          "final MLM accuracy": f"{entry['final_mlm_accuracy']:.4f}",
+                          "final MLM loss": f"{entry['final_mlm_loss']:.4f}",
+                          "steps to the accuracy target": steps(entry["steps_to_target"]),
+                          "steps to the loss target": steps(entry["steps_to_target_loss"])}
+                         for objective, entry in summary["objectives"].items()])
+
+
+def pretraining_notes(summary: dict, architecture: str) -> tuple[list[str], list[str]]:
+    """(what precedes the table, what follows it): the targets, then how much faster distillation got there."""
+    before = [f"Pretraining of {architecture}: held-out masked-LM accuracy and loss (the corpus' held-out split).",
+              f"Targets: accuracy {summary['target_mlm_accuracy']:.4f} and loss {summary['target_mlm_loss']:.4f}, "
+              "what MLM-only pretraining ends with."]
+    after = [f"Distillation reaches MLM-only's final {what} in {summary[f'kd_steps_fraction_of_mlm{suffix}']:.2f}x "
+             "its steps." for suffix, what in (("", "accuracy"), ("_loss", "loss"))
+             if f"kd_steps_fraction_of_mlm{suffix}" in summary]
+    return before, after
+
+
+def pretraining_figure(curves: dict[str, pd.DataFrame], summary: dict, architecture: str):
+    """Held-out MLM accuracy and loss against steps, one line per objective; MLM-only's final values dashed."""
+    figure = new_figure(8, 3.2)
+    for axes, (column, label, target) in zip(figure.subplots(1, 2), (
+            ("mlm_accuracy", "held-out MLM accuracy", summary["target_mlm_accuracy"]),
+            ("mlm_loss", "held-out MLM loss", summary["target_mlm_loss"]))):
+        for index, (objective, curve) in enumerate(curves.items()):
+            axes.plot(curve["step"], curve[column], marker="o", markersize=3, color=COLORS[index % len(COLORS)],
+                      label=objective)
+        axes.axhline(target, color="#7f7f7f", linestyle="--", linewidth=1, label="target")
+        axes.set_xlabel("step")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+    figure.axes[0].legend(fontsize="small")
+    figure.suptitle(f"Pretraining of {architecture}: distillation (kd) against MLM only (mlm)")
+    return figure
+
+
+def pretraining_report(curves: dict[str, pd.DataFrame], architecture: str, markdown_path: str, html_path: str,
+                       metrics_path: str, figure_paths: list[str]) -> dict[str, str | bytes | dict]:
+    """{path: content}: the comparison as markdown and as a page with the curves, the figure, the DVC metrics."""
+    summary = compare({objective: curve.to_dict("records") for objective, curve in curves.items()})
+    table = pretraining_table(summary)
+    before, after = pretraining_notes(summary, architecture)
+    rendered = figure_bytes(pretraining_figure(curves, summary, architecture))
+    markdown = "\n\n".join([*before, markdown_table(table)]) + "\n" + "".join(f"\n{line}\n" for line in after)
+    page = html_page(f"Bort: pretraining of {architecture}", [
+        *(f"<p>{html.escape(line)}</p>" for line in before), html_table(table),
+        *(f"<p>{html.escape(line)}</p>" for line in after),
+        html_figure(rendered, "Held-out masked-LM accuracy and loss during pretraining.")])
+    return {markdown_path: markdown, html_path: page, **figure_outputs(rendered, figure_paths), metrics_path: summary}
