@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertForSequenceClassification
 
+from workflow_scripts.agora.run import AgoraRun
 from workflow_scripts.stages import agora_finetune
 from workflow_scripts.agora.loop import (best_round, build_classifier, expand_grid, run_rounds, set_name,
                                     sets_to_remove, wrong)
@@ -174,7 +175,9 @@ def agora_argv(student, teacher, raw, output) -> list[str]:
     return ["--student", student, "--teacher", teacher, "--raw", raw, "--output", output, "--max-length", "32",
             "--selection-fraction", "0.5", "--epochs", "1", "--init-range", "0.0346", "--dropout", "0.1",
             "--grid", json.dumps(grid), "--psi", "lexical", "--lexical", json.dumps({"word_dropout": 0.2, "swaps": 1}),
-            "--variants-per-error", "2", "--threads", "1"]
+            "--variants-per-error", "2", "--replay", "0", "--tie-tolerance", "0.0", "--masked-lm", "{}", "--seed", "0",
+            "--max-grad-norm", "1.0", "--adam-epsilon", "1e-6", "--extra-layer", "false", "--eval-batch-size", "64",
+            "--threads", "1"]
 
 
 def test_agora_adds_only_teacher_labelled_points_and_a_killed_run_resumes(student_folder, tokenizer, tmp_path,
@@ -198,14 +201,14 @@ def test_agora_adds_only_teacher_labelled_points_and_a_killed_run_resumes(studen
 
     # Killed during round 1: round 0 is kept and not trained again; the result equals the uninterrupted run.
     output = tmp_path / "resumed"
-    original_train_round = agora_finetune.AgoraRun.train_round
+    original_train_round = AgoraRun.train_round
 
     def killed_in_round_1(self, index, sets):
         if index == 1:
             raise KeyboardInterrupt
         return original_train_round(self, index, sets)
 
-    monkeypatch.setattr(agora_finetune.AgoraRun, "train_round", killed_in_round_1)
+    monkeypatch.setattr(AgoraRun, "train_round", killed_in_round_1)
     with pytest.raises(KeyboardInterrupt):
         agora_finetune.main(agora_argv(student_folder, teacher, raw, str(output)))
     assert (tmp_path / "resumed.rounds" / "round_00" / "round.json").is_file()
@@ -215,7 +218,7 @@ def test_agora_adds_only_teacher_labelled_points_and_a_killed_run_resumes(studen
         trained_rounds.append(index)
         return original_train_round(self, index, sets)
 
-    monkeypatch.setattr(agora_finetune.AgoraRun, "train_round", counting)
+    monkeypatch.setattr(AgoraRun, "train_round", counting)
     agora_finetune.main(agora_argv(student_folder, teacher, raw, str(output)))
     assert trained_rounds[0] == 1
     resumed = json.loads((output / "agora.json").read_text())

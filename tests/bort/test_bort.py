@@ -17,7 +17,7 @@ from workflow_scripts.core.counters import count_parameters
 from workflow_scripts.bort.distillation import build_student, distillation_loss, noam_factor
 from workflow_scripts.bort.fptas import (Candidate, Vocabulary, abnc_order, interval_representatives, parameters_of,
                                     rank_by_w, search_space, w_coefficient)
-from workflow_scripts.stages.kd_pretrain import learning_rate_schedule
+from workflow_scripts.bort.pretrain import learning_rate_schedule
 
 MINILM_VOCABULARY = Vocabulary(vocab=30522, max_positions=512, type_vocab=2)
 TINY_VOCABULARY = Vocabulary(vocab=30522, max_positions=128, type_vocab=2)  # conftest's tiny_model_folder
@@ -169,13 +169,14 @@ def corpus_and_teacher(tiny_model_folder, tmp_path_factory):
                          "--seed", "0", "--threads", "1"])
     teacher_prep.main(["--model", str(tiny_model_folder), "--corpus", str(corpus), "--output", str(teacher),
                        "--head-steps", "3", "--learning-rate", "1e-3", "--batch-size", "8",
-                       "--mask-probability", "0.15", "--threads", "1"])
+                       "--mask-probability", "0.15", "--seed", "0", "--threads", "1"])
     return corpus, teacher
 
 
 SEARCH_ARGS = ["--steps", "3", "--hyperparameter-sets", '[{"learning_rate": 0.001, "batch_size": 8}, '
                '{"learning_rate": 0.01, "batch_size": 4}]', "--mask-probability", "0.15", "--heldout-batch-size", "8",
-               "--seq-len", "16", "--latency-repeats", "3", "--latency-warmup", "1", "--threads", "1"]
+               "--seq-len", "16", "--latency-repeats", "3", "--latency-warmup", "1", "--warmup-ratio", "0.0",
+               "--max-grad-norm", "1.0", "--weight-decay", "0.01", "--dropout", "0.1", "--seed", "0", "--threads", "1"]
 
 
 def test_the_teacher_has_a_fitted_head_tied_to_its_frozen_encoders_embeddings(corpus_and_teacher, tiny_model_folder):
@@ -247,12 +248,14 @@ def write_selection(path, tag="D1_A2_H16_I32"):
 
 
 def pretrain_command(corpus, teacher, selection, output, steps, extra=()):
+    """Curve points every 4 steps, checkpoints every 5: a resumed curve must not restart its mean training loss."""
     return ["-m", "workflow_scripts.stages.kd_pretrain", "--objective", "kd", "--teacher", str(teacher), "--corpus",
             str(corpus), "--selection", selection, "--output", str(output), "--curve", f"{output}_curve.csv",
             "--mlm-weight", "0.1", "--teacher-weight", "0.5", "--temperature", "2.0", "--learning-rate", "1e-3",
             "--schedule", "noam", "--warmup-ratio", "0.1", "--max-grad-norm", "1.0", "--weight-decay", "0.01",
-            "--batch-size", "8", "--steps", str(steps), "--mask-probability", "0.15", "--evaluate-every-steps", "5",
-            "--checkpoint-every-steps", "5", "--heldout-batch-size", "8", "--threads", "1", *extra]
+            "--batch-size", "8", "--steps", str(steps), "--mask-probability", "0.15", "--evaluate-every-steps", "4",
+            "--checkpoint-every-steps", "5", "--keep-checkpoints", "0", "--heldout-batch-size", "8", "--seed", "0",
+            "--threads", "1", *extra]
 
 
 def model_tensors(folder):

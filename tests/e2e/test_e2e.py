@@ -4,7 +4,9 @@ exactly the stages that read it, whichever front end runs it."""
 import base64
 import json
 import re
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -32,8 +34,21 @@ def assert_snakemake_has_nothing_to_do(repo):
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return make_workflow_repo(tmp_path_factory.mktemp("workflow"), REPO_ROOT / "tests/configs/tiny.yaml")
+def built(tmp_path_factory):
+    """The tiny workflow built once by snakemake, then committed as the baseline of `dvc metrics/plots diff`.
+    Tests that only read use it; tests that change something get a copy (`repo`), so no test depends on another
+    test's leftovers or order, and a failing test does not take the others with it."""
+    repo = make_workflow_repo(tmp_path_factory.mktemp("workflow"), REPO_ROOT / "tests/configs/tiny.yaml")
+    run(SNAKEMAKE, repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"], repo)
+    return repo
+
+
+@pytest.fixture
+def repo(built, tmp_path):
+    """A private copy of the built workflow (checkpoints, DVC cache, Snakemake's metadata, git history)."""
+    return Path(shutil.copytree(built, tmp_path / "workflow", symlinks=True))
 
 
 def embedded_files(report_page: str) -> list[bytes]:
@@ -41,8 +56,8 @@ def embedded_files(report_page: str) -> list[bytes]:
     return [base64.b64decode(data) for data in re.findall(r";base64,([A-Za-z0-9+/=]+)", report_page)]
 
 
-def test_snakemake_builds_every_stage_with_checkpoints_metrics_and_logs(repo, tmp_path):
-    run(SNAKEMAKE, repo)
+def test_snakemake_builds_every_stage_with_checkpoints_metrics_and_logs(built, tmp_path):
+    repo = built
     # Snakemake's own report of what was built: the comparison page (its tables) and every figure, by category
     run(SNAKEMAKE + ["--report", str(tmp_path / "report.html")], repo)
     page = (tmp_path / "report.html").read_text()
@@ -68,11 +83,10 @@ def test_after_snakemake_dvc_has_nothing_to_do_and_shows_metrics(repo):
     assert "up to date" in run(DVC + ["status"], repo).stdout
     assert "gen_cola/base/evaluate/metrics.json" in run(DVC + ["metrics", "show"], repo).stdout
     assert_snakemake_has_nothing_to_do(repo)
-    run(["git", "add", "-A"], repo)  # a baseline for `dvc metrics diff` / `dvc plots diff` later
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"], repo)
 
 
-def test_the_auber_chain_leaves_pruned_checkpoints_search_logs_and_a_per_layer_plot(repo):
+def test_the_auber_chain_leaves_pruned_checkpoints_search_logs_and_a_per_layer_plot(built):
+    repo = built
     for layer in (0, 1):
         pruned = repo / f"models/gen_mrpc/auber/seed_0/layer_{layer}/prune"
         log = json.loads((pruned / "search_log.json").read_text())
@@ -90,7 +104,8 @@ def test_the_auber_chain_leaves_pruned_checkpoints_search_logs_and_a_per_layer_p
     assert "dev_by_layer.csv" in plots and "heads_gen_mrpc_random_heatmap.csv" in plots
 
 
-def test_the_comparison_report_has_a_row_per_method_and_dvc_sees_its_metrics(repo):
+def test_the_comparison_report_has_a_row_per_method_and_dvc_sees_its_metrics(built):
+    repo = built
     report = (repo / "results/comparison/all_seeds/table.md").read_text()
     rows = [line.split("|")[1].strip() for line in report.split("## test")[0].splitlines() if line.startswith("| ")]
     assert rows[1:] == ["base", "random", "auber"]
@@ -98,7 +113,8 @@ def test_the_comparison_report_has_a_row_per_method_and_dvc_sees_its_metrics(rep
     assert "comparison_metrics.json" in run(DVC + ["metrics", "show"], repo).stdout
 
 
-def test_bort_searches_every_valid_candidate_then_pretrains_the_choice_with_checkpoints(repo):
+def test_bort_searches_every_valid_candidate_then_pretrains_the_choice_with_checkpoints(built):
+    repo = built
     selection = json.loads((repo / "results/bort/fptas/selection.json").read_text())
     assert selection["valid_architectures"] == 2 and selection["skipped_architectures"] == 2
     assert selection["chosen"]["tag"] in {"D1_A2_H16_I32", "D1_A2_H32_I32"}  # never the reference D2_A2_H16_I16
@@ -116,7 +132,8 @@ def test_bort_searches_every_valid_candidate_then_pretrains_the_choice_with_chec
     assert "results/bort/pretrain/comparison_metrics.json" in shown
 
 
-def test_agora_fine_tunes_the_distilled_student_with_rounds_plots_and_its_plain_baseline(repo):
+def test_agora_fine_tunes_the_distilled_student_with_rounds_plots_and_its_plain_baseline(built):
+    repo = built
     agora = repo / "models/gen_mrpc/agora/agora_finetune"
     summary = json.loads((agora / "agora.json").read_text())
     assert summary["student"] == "models/bort/pretrain/kd" and len(summary["sets"]) == 2

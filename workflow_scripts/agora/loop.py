@@ -219,8 +219,8 @@ def load_task_rows(raw_folder: str, selection_fraction: float, seed: int) -> tup
     drawn by the function finetune_final draws its early-stopping rows with; Agora's baseline uses the same rows."""
     import os
 
-    from workflow_scripts.stages.finetune import training_rows
     from workflow_scripts.core.io_utils import read_json
+    from workflow_scripts.core.training import training_rows
 
     spec = read_json(os.path.join(raw_folder, "task.json"))
     rows = read_jsonl(os.path.join(raw_folder, "train.jsonl"))
@@ -231,7 +231,7 @@ def load_task_rows(raw_folder: str, selection_fraction: float, seed: int) -> tup
 def score_on(model, dataset, spec: dict, batch_size: int, collate_fn, device: str) -> tuple[float, np.ndarray]:
     """(headline metric, logits) of `model` on a labelled dataset."""
     from workflow_scripts.core.metrics import compute_metrics
-    from workflow_scripts.core.training import predict_logits
+    from workflow_scripts.core.inference import predict_logits
 
     logits = predict_logits(model, dataset, batch_size, collate_fn, device, description="selection split")
     headline = spec["metrics"][0]

@@ -1,5 +1,6 @@
 """Bort's pretraining losses, on masked positions only, and what the search and the pretraining share: the
-student built from a candidate, held-out masked-LM scores, and the learning-rate schedules."""
+student built from a candidate, held-out masked-LM scores, and the Noam learning-rate schedule. The training loop
+itself is core.training.run_training."""
 from __future__ import annotations
 
 import math
@@ -8,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from workflow_scripts.bort.fptas import Candidate
+
 
 def build_student(teacher_config, candidate: Candidate, dropout: float, seed: int):
     """A randomly initialized masked-LM of the teacher's family and vocabulary with the candidate's shape."""
@@ -63,15 +65,6 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     mlm = F.nll_loss(mlm_log_probs, targets, reduction="sum") / count
     total = mlm_weight * mlm + teacher_weight * kl
     return total, {"mlm": mlm.item(), "kl": kl.item()}
-
-
-def optimizer_step(loss: torch.Tensor, parameters, optimizer, scheduler, max_grad_norm: float) -> None:
-    """Backward, global gradient-norm clip, step, schedule step, clear."""
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
 
 
 def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from workflow_scripts.core.metrics import compute_metrics
-from workflow_scripts.core.training import predict_logits
+from workflow_scripts.core.inference import predict_logits
 from workflow_scripts.data.tasks import TEST
 
 

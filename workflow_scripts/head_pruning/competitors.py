@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from workflow_scripts.core.surgery import encoder_layers, kept_head_ids
-from workflow_scripts.core.training import make_loader
+from workflow_scripts.core.inference import make_loader
+from workflow_scripts.core.training import run_training
 
 COMPETITORS = ("random", "confidence", "michel", "voita")
 LAYER_NORM_EPSILON = 1e-20  # the authors' code adds it to the per-layer norm
@@ -173,13 +174,15 @@ class HardConcreteGates(torch.nn.Module):
 def voita_scores(model, layers: list[int], dataset, collate_fn, device: str, config: ConcreteGateConfig,
                  seed: int) -> tuple[dict[int, np.ndarray], dict]:
     """log alpha of every head after training the gates of `layers` on the task loss + lambda * L0 (the per-layer
-    sums averaged over the gated layers, as the authors' code does); the model's own weights stay frozen."""
+    sums averaged over the gated layers, as the authors' code does); the model's own weights stay frozen.
+    Adam on the gates, no clipping, no schedule; epoch e shuffles with seed + (steps before it)."""
     layers = [layer for layer in layers if _heads_in(model, layer) > 0]
     model.to(device).eval()
     frozen = [p for p in model.parameters() if p.requires_grad]
     for parameter in frozen:
         parameter.requires_grad_(False)
-    gates = {layer: HardConcreteGates(_heads_in(model, layer), config).to(device) for layer in layers}
+    gates = torch.nn.ModuleDict({str(layer): HardConcreteGates(_heads_in(model, layer), config)
+                                 for layer in layers}).to(device)
     generator = torch.Generator().manual_seed(seed)
     current: dict[int, torch.Tensor] = {}
     handles = []
@@ -191,29 +194,33 @@ def voita_scores(model, layers: list[int], dataset, collate_fn, device: str, con
             x = args[0]
             return (x.unflatten(-1, (-1, head_size)) * current[layer][:, None].to(x.dtype)).flatten(-2), *args[1:]
         handles.append(attention.output.dense.register_forward_pre_hook(scale))
-    optimizer = torch.optim.Adam([g.log_alpha for g in gates.values()], lr=config.learning_rate)
-    history = []
+    optimizer = torch.optim.Adam([gate.log_alpha for gate in gates.values()], lr=config.learning_rate)
+    steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
+
+    def shuffled_epochs():
+        for epoch in range(config.epochs):
+            yield from make_loader(dataset, config.batch_size, collate_fn, shuffle=True,
+                                   seed=seed + epoch * steps_per_epoch)
+
+    def gated_loss(gates, batch: dict):
+        labels = batch.pop("labels")
+        for layer in layers:
+            current[layer] = gates[str(layer)].sample(generator)
+        task_loss = per_example_loss(model(**batch).logits, labels).mean()
+        penalty = torch.stack([gate.open_probability().sum() for gate in gates.values()]).mean()
+        return task_loss + config.penalty * penalty, {"task_loss": round(task_loss.item(), 5),
+                                                      "l0": round(penalty.item(), 4)}
+
     try:
-        for _ in range(config.epochs):
-            for batch in make_loader(dataset, config.batch_size, collate_fn, shuffle=True, seed=seed + len(history)):
-                batch = {name: tensor.to(device) for name, tensor in batch.items()}
-                labels = batch.pop("labels")
-                for layer, gate in gates.items():
-                    current[layer] = gate.sample(generator)
-                task_loss = per_example_loss(model(**batch).logits, labels).mean()
-                penalty = torch.stack([gate.open_probability().sum() for gate in gates.values()]).mean()
-                loss = task_loss + config.penalty * penalty
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                history.append({"task_loss": round(task_loss.item(), 5), "l0": round(penalty.item(), 4)})
+        history = run_training(gates, shuffled_epochs(), gated_loss, optimizer,
+                               total_steps=config.epochs * steps_per_epoch, device=device).step_details
     finally:
         for handle in handles:
             handle.remove()
         for parameter in frozen:
             parameter.requires_grad_(True)
-    scores = {layer: gates[layer].log_alpha.detach().cpu().double().numpy() for layer in layers}
-    closed = {layer: int((gates[layer].deterministic() == 0).sum()) for layer in layers}
+    scores = {layer: gates[str(layer)].log_alpha.detach().cpu().double().numpy() for layer in layers}
+    closed = {layer: int((gates[str(layer)].deterministic() == 0).sum()) for layer in layers}
     return scores, {"closed_at_evaluation": closed, "steps": len(history),
                     "first_step": history[0] if history else None, "last_step": history[-1] if history else None}
 

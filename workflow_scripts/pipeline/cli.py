@@ -2,7 +2,8 @@
 
 A stage declares what it reads as dataclasses: its paths (inputs, outputs), the library configs it runs with
 (TrainingConfig, DQNConfig, ...) and `Execution` (threads, device, log file). Every field becomes one flag
-(`learning_rate` -> `--learning-rate`). A field without a default is a required flag: hyperparameters have no
+(`learning_rate` -> `--learning-rate`; a bool field is a
+switch that also takes `true`/`false`). A field without a default is a required flag: hyperparameters have no
 defaults in code, because params.yaml (typed and documented by its schema) is their one home and the rules pass
 every one of them through `pipeline.params.rule_hparams`. Non-string values are read as JSON (`null`, `[512, 512]`,
 `{"lr": 1e-3}`), which is how `StageHparams` renders them.
@@ -64,9 +65,12 @@ def add_dataclass_args(parser: argparse.ArgumentParser, config_class) -> None:
     for field in dataclasses.fields(config_class):
         if not field.init or dataclasses.is_dataclass(hints[field.name]) or field.metadata.get("cli") is False:
             continue
-        options = {"dest": f"{config_class.__name__}.{field.name}", "help": field.metadata.get("help", "")}
+        options = {"dest": f"{config_class.__name__}.{field.name}", "help": field.metadata.get("help", ""),
+                   "metavar": field.name.upper()}
         if _is_path_list(hints[field.name]):
             options["nargs"] = "*"
+        elif hints[field.name] is bool:  # a switch: `--flag` alone means true; `--flag false` also parses
+            options.update(nargs="?", const=True, type=_value_parser(bool))
         else:
             options["type"] = _value_parser(hints[field.name])
         if "choices" in field.metadata:

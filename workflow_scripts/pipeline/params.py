@@ -298,7 +298,8 @@ FPTAS_KEYS = {**_keys("bort.fptas", ("steps", "hyperparameter_sets", "warmup_rat
 SELECTION_KEYS = _keys("bort.fptas", ("inference_cost", "epsilon", "representative"))
 AGORA_STUDENT_KEYS = {"max_length": "data.max_length", "selection_fraction": "agora.selection_fraction",
                       "seed": "seed", **_keys("agora", ("epochs", "max_grad_norm", "adam_epsilon")),
-                      "init_range": "agora.classifier.init_range", "dropout": "agora.classifier.dropout"}
+                      "init_range": "agora.classifier.init_range", "dropout": "agora.classifier.dropout",
+                      "eval_batch_size": "evaluate.batch_size"}
 AGORA_LOOP_KEYS = {"grid": "agora.hyperparameter_grid", **_keys("agora", (
     "replay", "tie_tolerance", "psi", "variants_per_error", "masked_lm", "lexical"))}
 EVALUATE_KEYS = {"batch_size": "evaluate.batch_size"}

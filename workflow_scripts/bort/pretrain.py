@@ -1,0 +1,230 @@
+"""Bort's pretraining of the chosen architecture: knowledge distillation from T (objective `kd`) or the masked-LM
+loss alone (`mlm`), from random initialization, resumable, optionally under DDP.
+
+    run = pretrain(teacher_folder, corpus_folder, selection_file, output, config, distributed_setup(device), logger)
+    if run.distributed.rank == 0:
+        write_pretrained(run, output, curve_file)
+
+Objective `kd`: mlm_weight * CE_MLM + teacher_weight * tau^2 * KL(T || student) at temperature tau, on masked
+positions (distillation.distillation_loss), normalized by the global number of masked positions; objective `mlm`:
+the masked-LM loss alone. AdamW (no decay on biases and LayerNorm), the Noam or linear schedule, global
+gradient-norm clipping, through core.training.run_training.
+
+Checkpoints go to <output>.checkpoints/step_NNNNNNN every `checkpoint_every_steps` steps (Hugging Face folders
+plus trainer_state.pt, through core.resume); a run started again with the same inputs, code and config resumes
+from the newest one and continues with exactly the batches, random state and curve it would have had.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from workflow_scripts.bort.distillation import (build_student, distillation_loss, heldout_scores, masked_logits,
+                                                noam_factor)
+from workflow_scripts.bort.fptas import Candidate
+from workflow_scripts.core.io_utils import atomic_output_dir, read_json, write_json, write_text
+from workflow_scripts.core.resume import Checkpoints, fingerprint
+from workflow_scripts.core.training import (Distributed, Periodic, build_optimizer, linear_schedule,
+                                            restore_trainer_state, run_training, seed_everything, trainer_state)
+from workflow_scripts.data.corpus import heldout_masked_batches, load_corpus, training_batches
+
+CODE_MODULE = "workflow_scripts.stages.kd_pretrain"  # its code files are part of the resume fingerprint
+STATE_FILE = "trainer_state.pt"
+
+
+@dataclass
+class PretrainConfig:
+    """Pretraining (params.yaml bort.pretrain; mask_probability from bort.corpus, heldout_batch_size from
+    bort.fptas)."""
+    objective: str = field(metadata={"choices": ["kd", "mlm"], "help": "kd: distillation from T; mlm: MLM alone"})
+    mlm_weight: float = field(metadata={"help": "weight of the MLM loss (kd objective)"})
+    teacher_weight: float = field(metadata={"help": "weight of the KL to T (kd objective)"})
+    temperature: float = field(metadata={"help": "tau of the KL term"})
+    learning_rate: float = field(metadata={"help": "peak learning rate"})
+    schedule: str = field(metadata={"choices": ["noam", "linear"], "help": "learning-rate schedule"})
+    warmup_ratio: float = field(metadata={"help": "fraction of the steps with warm-up"})
+    max_grad_norm: float = field(metadata={"help": "global gradient-norm clip"})
+    weight_decay: float = field(metadata={"help": "AdamW weight decay (not on biases and LayerNorm weights)"})
+    batch_size: int = field(metadata={"help": "global batch in sequences (split over DDP processes)"})
+    steps: int = field(metadata={"help": "optimizer steps"})
+    dropout: float = field(metadata={"help": "dropout of the student"})
+    mask_probability: float = field(metadata={"help": "share of the tokens masked (BERT's 80/10/10)"})
+    evaluate_every_steps: int = field(metadata={"help": "steps between held-out MLM evaluations (the curve)"})
+    checkpoint_every_steps: int = field(metadata={"help": "steps between checkpoints"})
+    keep_checkpoints: int = field(metadata={"help": "newest checkpoints kept (0: all)"})
+    heldout_batch_size: int = field(metadata={"help": "sequences per held-out forward pass"})
+    seed: int = field(metadata={"help": "seeds the student's initialization, batches, masks and dropout"})
+
+
+@dataclass
+class PretrainRun:
+    """A finished pretraining: the student and what its outputs record."""
+    student: object
+    tokenizer: object
+    candidate: Candidate
+    config: PretrainConfig
+    curve: list[dict]
+    seconds: float
+    start_step: int
+    distributed: Distributed
+    checkpoints: Checkpoints | None  # rank 0 only
+
+
+class MaskedLMForward(torch.nn.Module):
+    """The student's forward to masked-position logits as one module, so that DDP sees (and syncs) every call."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, labels):
+        return masked_logits(self.model, {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels})
+
+
+def loss_weights(config: PretrainConfig) -> tuple[float, float]:
+    return (config.mlm_weight, config.teacher_weight) if config.objective == "kd" else (1.0, 0.0)
+
+
+def learning_rate_schedule(name: str, optimizer, warmup_steps: int, total_steps: int):
+    """`noam` (the paper) or `linear` (the authors' code: linear warm-up, then linear decay to 0, the fine-tunes'
+    schedule)."""
+    if name == "noam":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: noam_factor(step, warmup_steps))
+    if name == "linear":
+        return linear_schedule(optimizer, total_steps, warmup_steps)
+    raise ValueError(f"unknown schedule {name!r} (noam or linear)")
+
+
+def masked_count(batch: dict) -> torch.Tensor:
+    return (batch["labels"] != -100).sum()
+
+
+def curve_csv(curve: list[dict], objective: str) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["objective", "step", "mlm_accuracy", "mlm_loss", "train_loss"],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({"objective": objective, **point} for point in curve)
+    return buffer.getvalue()
+
+
+class HeldOutCurve(Periodic):
+    """Held-out MLM accuracy and loss, with the mean training loss since the previous point, every
+    `evaluate_every_steps` steps and after the last."""
+
+    def __init__(self, student, heldout: list[dict], config: PretrainConfig, device: str, logger,
+                 curve: list[dict], recent_losses: list[float]):
+        super().__init__(config.evaluate_every_steps, self.evaluate, at_last=True)
+        self.student, self.heldout, self.device, self.logger = student, heldout, device, logger
+        self.curve, self.recent_losses = curve, recent_losses
+        self.started = time.perf_counter()
+
+    def on_step(self, state) -> None:
+        self.recent_losses.append(state.loss)
+        super().on_step(state)
+
+    def evaluate(self, state) -> None:
+        scores = heldout_scores(self.student, self.heldout, device=self.device)
+        self.curve.append({"step": state.step, "mlm_accuracy": scores["mlm_accuracy"], "mlm_loss": scores["mlm_loss"],
+                           "train_loss": sum(self.recent_losses) / len(self.recent_losses)})
+        self.recent_losses.clear()
+        self.logger.info("step %d/%d: held-out MLM accuracy %.4f, loss %.4f (%.1f s)", state.step, state.total_steps,
+                         scores["mlm_accuracy"], scores["mlm_loss"], time.perf_counter() - self.started)
+
+
+def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, output: str, config: PretrainConfig,
+             distributed: Distributed, logger) -> PretrainRun:
+    """Pretrain the architecture selection_file chose; resumes from <output>.checkpoints when it can."""
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+    rank, world_size, device = distributed.rank, distributed.world_size, distributed.device
+    tokenizer = AutoTokenizer.from_pretrained(teacher_folder)
+    candidate = Candidate.from_tag(read_json(selection_file)["chosen"]["tag"])
+    mlm_weight, teacher_weight = loss_weights(config)
+    teacher = AutoModelForMaskedLM.from_pretrained(teacher_folder).to(device).eval() if teacher_weight else None
+    student = build_student(AutoConfig.from_pretrained(teacher_folder), candidate, config.dropout, config.seed)
+    student = student.to(device)
+    train_blocks, heldout_blocks, _ = load_corpus(corpus_folder)
+    heldout = heldout_masked_batches(heldout_blocks, tokenizer, config.mask_probability, config.heldout_batch_size,
+                                     config.seed)
+    optimizer = build_optimizer(student, config.learning_rate, config.weight_decay)
+    scheduler = learning_rate_schedule(config.schedule, optimizer, round(config.warmup_ratio * config.steps),
+                                       config.steps)
+
+    checkpoints, resume_from = None, None
+    if rank == 0:
+        checkpoints = Checkpoints(output, fingerprint(
+            inputs={"teacher": teacher_folder, "corpus": corpus_folder, "selection": selection_file},
+            code_module=CODE_MODULE, hyperparameters=[config]), ".checkpoints", "step_", 7)
+        latest = checkpoints.latest()
+        resume_from = latest[1] if latest else None
+    if world_size > 1:  # every rank resumes from rank 0's choice
+        shared = [resume_from]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        resume_from = shared[0]
+    start_step, curve, recent_losses = 0, [], []
+    if resume_from:
+        state = torch.load(os.path.join(resume_from, STATE_FILE), weights_only=False)
+        student.load_state_dict(AutoModelForMaskedLM.from_pretrained(resume_from).state_dict())
+        start_step = restore_trainer_state(state, optimizer, scheduler)
+        curve, recent_losses = state["curve"], state["recent_losses"]
+        logger.info("resuming from %s (step %d)", resume_from, start_step)
+    else:
+        seed_everything(config.seed + rank)  # dropout masks differ across ranks, as they would across a big batch
+    forward = distributed.wrap(MaskedLMForward(student))
+    batches = training_batches(train_blocks, tokenizer, config.mask_probability, config.batch_size, config.seed,
+                               start_step=start_step, rank=rank, world_size=world_size)
+
+    def loss_fn(forward, batch: dict, normalizer: float) -> torch.Tensor:
+        targets = batch["labels"][batch["labels"] != -100]
+        student_logits = forward(batch["input_ids"], batch["attention_mask"], batch["labels"])
+        teacher_logits = None  # MLM only
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_logits = masked_logits(teacher, batch)
+        loss, _ = distillation_loss(student_logits, teacher_logits, targets, mlm_weight, teacher_weight,
+                                    config.temperature, normalizer=normalizer)
+        return loss
+
+    def save_checkpoint(state) -> None:
+        with checkpoints.write(state.step) as folder:
+            student.save_pretrained(folder, safe_serialization=True)
+            tokenizer.save_pretrained(folder)
+            write_json(os.path.join(folder, "pretraining.json"), {"step": state.step, "objective": config.objective})
+            torch.save(trainer_state(state.step, optimizer, scheduler, curve=curve, recent_losses=recent_losses),
+                       os.path.join(folder, STATE_FILE))
+        checkpoints.keep_newest(config.keep_checkpoints)
+
+    callbacks = [] if rank else [
+        HeldOutCurve(student, heldout, config, device, logger, curve, recent_losses),
+        Periodic(config.checkpoint_every_steps, save_checkpoint, not_at_last=True)]
+    student.train()
+    started = time.perf_counter()
+    run_training(forward, batches, loss_fn, optimizer, total_steps=config.steps, scheduler=scheduler,
+                 max_grad_norm=config.max_grad_norm, device=device, start_step=start_step, count_fn=masked_count,
+                 world_size=world_size, callbacks=callbacks,
+                 description=None if rank else f"pretrain {config.objective}")
+    return PretrainRun(student, tokenizer, candidate, config, curve, time.perf_counter() - started, start_step,
+                       distributed, checkpoints)
+
+
+def write_pretrained(run: PretrainRun, output: str, curve_file: str) -> None:
+    """The final model with metrics.json and curve.csv, the checkpoints moved inside (checkpoints/), and the curve
+    again at curve_file (the DVC plot)."""
+    final = run.curve[-1]
+    metrics = {"objective": run.config.objective, "architecture": run.candidate.tag, "steps": run.config.steps,
+               "resumed_from_step": run.start_step, "world_size": run.distributed.world_size,
+               "train_seconds": run.seconds, "heldout_mlm_accuracy": final["mlm_accuracy"],
+               "heldout_mlm_loss": final["mlm_loss"]}
+    with atomic_output_dir(output) as staging:
+        run.student.cpu().save_pretrained(staging, safe_serialization=True)
+        run.tokenizer.save_pretrained(staging)
+        write_json(os.path.join(staging, "metrics.json"), metrics)
+        write_text(os.path.join(staging, "curve.csv"), curve_csv(run.curve, run.config.objective))
+        run.checkpoints.move_into(staging, "checkpoints")
+    write_text(curve_file, curve_csv(run.curve, run.config.objective))
