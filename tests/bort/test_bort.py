@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from workflow_repo import command_env
-from workflow_scripts.stages.bort_report import compare, steps_to_reach
+from workflow_scripts.reports.bort import compare, steps_to_reach
 from workflow_scripts.core.counters import count_parameters
 from workflow_scripts.bort.distillation import build_student, distillation_loss, noam_factor
 from workflow_scripts.bort.fptas import (Candidate, Vocabulary, abnc_order, interval_representatives, parameters_of,

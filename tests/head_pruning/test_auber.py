@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from workflow_scripts.head_pruning.auber import AuberConfig, head_norms, head_state, search_layer, state_from_norms
-from workflow_scripts.head_pruning.dqn import DQNConfig, train_agent, valid_action_mask
+from workflow_scripts.head_pruning.auber import head_norms, head_state, search_layer, state_from_norms
+from workflow_scripts.head_pruning.dqn import train_agent, valid_action_mask
 from workflow_scripts.head_pruning.layerwise import (PrunedHeadsScorer, layer_seed, layer_split, processing_order, seeded_subset,
                                         split_mini_train_dev)
 from workflow_scripts.core.surgery import encoder_layers, prune_heads
@@ -182,7 +182,7 @@ def test_layer_orders():
 
 
 def test_final_fine_tune_holds_out_a_seeded_share_of_its_training_rows(tmp_path):
-    from workflow_scripts.stages.finetune import training_rows
+    from workflow_scripts.core.training import training_rows
 
     train, held_out = training_rows(100, None, 0.1, seed=3)
     assert len(held_out) == 10 and sorted(train + held_out) == list(range(100))

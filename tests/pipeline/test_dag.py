@@ -1,5 +1,4 @@
 """One stage graph: dvc.yaml is what the Snakemake DAG says, and each stage's code/params are the right ones."""
-import shutil
 import subprocess
 import sys
 

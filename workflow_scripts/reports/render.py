@@ -11,18 +11,15 @@ are hashed with a fixed salt, text stays text, and neither format records a date
 """
 from __future__ import annotations
 
-import contextlib
 import html
 import io
-import os
 import re
-import tempfile
 
 import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 
-from workflow_scripts.core.io_utils import write_json, write_text
+from workflow_scripts.core.io_utils import write_bytes, write_json, write_text
 
 FIGURE_FORMATS = ("png", "svg")
 PNG_DPI = 100
@@ -109,21 +106,8 @@ def write_outputs(outputs: dict[str, str | bytes | dict]) -> None:
         if isinstance(content, dict):
             write_json(path, content)
         elif isinstance(content, bytes):
-            _write_bytes(path, content)
+            write_bytes(path, content)
         else:
             write_text(path, content)
 
 
-def _write_bytes(path: str, content: bytes) -> None:
-    """As core.io_utils.write_text, for bytes: a temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.partial-", dir=directory)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise

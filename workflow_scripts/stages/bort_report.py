@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 
 from workflow_scripts.core.io_utils import read_json
 from workflow_scripts.pipeline.cli import Execution, parse_stage_args, start_stage
-from workflow_scripts.reports.bort import compare, pretraining_report, read_curve, steps_to_reach  # noqa: F401
+from workflow_scripts.reports.bort import pretraining_report, read_curve
 from workflow_scripts.reports.render import write_outputs
-
-# compare and steps_to_reach are imported for tests/bort, which still reads them from this module.
 
 
 @dataclass
