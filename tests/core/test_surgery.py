@@ -317,7 +317,6 @@ def test_inspect_cli_reports_a_pruned_folder(tmp_path):
 
 
 def test_onnx_export_of_uneven_heads_matches_pytorch(tmp_path):
-    pytest.importorskip("onnxruntime")
     from workflow_scripts.tools.export_onnx import export_and_verify
 
     save_pruned(pruned_tiny("Bert", attention="sdpa"), tmp_path / "ckpt")

@@ -105,24 +105,14 @@ def repo(tmp_path_factory):
 
 
 def fptas_candidates(params: dict):
-    """The architectures the search trains, from the Bort helper; skips while the Bort rules are being written."""
-    try:
-        from workflow_scripts.bort import search_space_candidates
-    except ImportError:
-        try:  # where the helper lives today
-            from workflow_scripts.bort.fptas import search_space_candidates
-        except ImportError:
-            pytest.skip("Bort rules not present yet")
-    rules_present = any("rule fptas_candidate_train:" in rules.read_text()
-                        for rules in (REPO_ROOT / "rules").glob("*.smk"))
-    if not rules_present or "bort" not in params:
-        pytest.skip("Bort rules not present yet")
+    """The architectures the search trains."""
+    from workflow_scripts.bort.fptas import search_space_candidates
+
     return search_space_candidates(params)
 
 
-def test_each_fptas_candidate_trains_as_its_own_submitted_job(request):
+def test_each_fptas_candidate_trains_as_its_own_submitted_job(repo):
     candidates = fptas_candidates(yaml.safe_load((REPO_ROOT / "tests/configs/tiny.yaml").read_text()))
-    repo = request.getfixturevalue("repo")  # after the skip: building the copy needs the Bort rules' params
     targets = [f"models/bort/fptas/candidates/{candidate.tag}/metrics.json" for candidate in candidates]
     submit_log = repo / ".snakemake" / "fptas-submit.log"
     env = dict(command_env(), LOCAL_SUBMIT_LOG=str(submit_log))
