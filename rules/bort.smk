@@ -144,11 +144,10 @@ rule fptas_select:
 
 
 def pretrain_launcher(wildcards):
-    """The stage CLI, under torch.distributed.run when more than one process is asked for (DDP)."""
+    """Nothing, or torch.distributed.run when more than one process is asked for (DDP). The interpreter is not part
+    of it: a param that held the venv's path would rerun the stage in every other checkout."""
     processes = BORT["pretrain"]["nproc_per_node"]
-    if processes == 1:
-        return f"{PYTHON} -m"
-    return f"{PYTHON} -m torch.distributed.run --standalone --nproc_per_node {processes} -m"
+    return "" if processes == 1 else f"-m torch.distributed.run --standalone --nproc_per_node {processes}"
 
 
 # ---- kd_pretrain: the chosen architecture pretrained by distillation (kd) or by MLM alone (mlm) ----------------
@@ -173,7 +172,7 @@ rule kd_pretrain:
         mem_mb=8000,
         gpu=BORT["pretrain"]["nproc_per_node"] if BORT["pretrain"]["nproc_per_node"] > 1 else 0,
     shell:
-        "{params.launcher} workflow_scripts.stages.kd_pretrain --objective {wildcards.objective} --teacher {input.teacher} "
+        "{PYTHON} {params.launcher} -m workflow_scripts.stages.kd_pretrain --objective {wildcards.objective} --teacher {input.teacher} "
         "--corpus {input.corpus} --selection {input.selection} --output {output.model} --curve {output.curve} "
         "{params.hp} --threads {threads} --log-file {log}"
 
