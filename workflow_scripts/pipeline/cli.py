@@ -112,8 +112,6 @@ def parse_stage_args(description: str, config_classes: list, argv=None,
 def start_stage(execution: Execution, *configs) -> tuple[logging.Logger, str]:
     """Set up logging and threads; log what the stage runs with; return (logger, device)."""
     logger = setup_logging(execution.log_file)
-    if isinstance(execution, argparse.Namespace):  # transitional: a stage_parser stage logs its arguments
-        logger.info("arguments: %s", json.dumps(vars(execution), sort_keys=True))
     if execution.threads:
         torch.set_num_threads(execution.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if execution.device == "auto" else execution.device
@@ -123,24 +121,3 @@ def start_stage(execution: Execution, *configs) -> tuple[logging.Logger, str]:
     logger.info("device %s, torch threads %d", device, torch.get_num_threads())
     return logger, device
 
-
-# ---- transitional: stages not yet derived from dataclasses (removed once every stage uses parse_stage_args) ----
-def stage_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    execution = parser.add_argument_group("execution (how to run, not what to compute)")
-    execution.add_argument("--threads", type=int, default=Execution().threads, help="CPU threads for torch")
-    execution.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda[:N]'")
-    execution.add_argument("--log-file", default=None, help="also write the log here")
-    return parser
-
-
-def add_training_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("training (from params.yaml)")
-    group.add_argument("--epochs", type=int, required=True, help="passes over the training set")
-    group.add_argument("--learning-rate", type=float, required=True, help="peak AdamW learning rate")
-    group.add_argument("--batch-size", type=int, required=True, help="examples per optimizer step")
-    group.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (not biases/LayerNorm)")
-    group.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps with linear warm-up")
-    group.add_argument("--max-grad-norm", type=float, default=1.0, help="global gradient-norm clip")
-    group.add_argument("--adam-epsilon", type=float, default=1e-8, help="AdamW epsilon")
-    group.add_argument("--seed", type=int, default=0, help="seeds head init, shuffling and dropout")
