@@ -16,12 +16,11 @@ from the newest one and continues with exactly the batches, random state and cur
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import time
 from dataclasses import dataclass, field
 
+import pandas as pd
 import torch
 
 from workflow_scripts.bort.distillation import (build_student, distillation_loss, heldout_scores, masked_logits,
@@ -105,12 +104,10 @@ def masked_count(batch: dict) -> torch.Tensor:
 
 
 def curve_csv(curve: list[dict], objective: str) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["objective", "step", "mlm_accuracy", "mlm_loss", "train_loss"],
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({"objective": objective, **point} for point in curve)
-    return buffer.getvalue()
+    """The held-out curve as CSV (the DVC plot): one row per evaluation."""
+    table = pd.DataFrame([{"objective": objective, **point} for point in curve],
+                         columns=["objective", "step", "mlm_accuracy", "mlm_loss", "train_loss"])
+    return table.to_csv(index=False, lineterminator="\n")
 
 
 class HeldOutCurve(Periodic):

@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 from workflow_scripts.core.io_utils import read_json, write_json
+from workflow_scripts.pipeline.dag import code_files
 
 logger = logging.getLogger("workflow_scripts")
 MARKER = "checkpoint.json"
@@ -50,12 +51,6 @@ def input_signature(inputs: dict[str, str]) -> dict[str, list]:
                            for folder, _, names in os.walk(path) for file in names)
         signature[name] = [[relative, os.stat(full).st_size, os.stat(full).st_mtime_ns] for relative, full in files]
     return signature
-
-
-def code_files(module: str, root: str) -> list[str]:
-    from workflow_scripts.pipeline.dag import code_files as stage_code_files
-
-    return stage_code_files(module, root)
 
 
 def code_signature(module: str, root: Path | None = None) -> str:
