@@ -219,7 +219,7 @@ def comparison_files(scope):
             files += [f"{folder}/plots/{name}_{task}.png", svg]
         return files
 
-    return {"table": f"{folder}/table.csv", "markdown": f"{folder}/table.md",
+    return {"table": f"{folder}/table.csv", "markdown": f"{folder}/table.md", "agent": f"{folder}/agent.csv",
             "metrics": f"{folder}/comparison_metrics.json",
             "html": report(f"{folder}/report.html", caption="../report/comparison.rst",
                            category="Head pruning comparison", subcategory=scope_label,

@@ -11,6 +11,8 @@ difference itself (scale 1); the authors' code multiplies it by 100.
 """
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from dataclasses import dataclass, field, fields
 
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from workflow_scripts.head_pruning.dqn import DQNConfig, config_to_json, train_agent
-from workflow_scripts.head_pruning.layerwise import PrunedHeadsScorer
+from workflow_scripts.head_pruning.head_set_scorer import head_set_scorer
 from workflow_scripts.core.surgery import encoder_layers, kept_head_ids
 
 STATE_MATRICES = ("value", "query", "key")
@@ -79,6 +81,7 @@ class AuberConfig:
     reward_scale: float = field(metadata={"help": "reward = scale * change of the mini-dev score"})
     reward_max_examples: int | None = field(metadata={"help": "score rewards on N mini-dev rows (null: all)"})
     max_pruned_per_layer: int | None = field(metadata={"help": "most heads pruned in one layer (null: all but one)"})
+    random_baseline_sets: int = field(metadata={"help": "random head sets of the decision's size scored per layer"})
     dqn: DQNConfig
 
 
@@ -98,6 +101,27 @@ def max_pruned_for(num_heads: int, config: AuberConfig) -> int:
     return max(0, min(num_heads, limit))
 
 
+def random_sets_baseline(scorer, num_heads: int, size: int, count: int, reward_scale: float, seed: int) -> dict:
+    """Rewards (scale * (score(set) - score(no head pruned))) of `count` random sets of `size` heads, drawn without
+    repetition, or of every such set when there are no more than `count`: where the search's decision falls among
+    decisions of the same size taken at random, with no training."""
+    possible = math.comb(num_heads, size)
+    if size == 0 or count == 0:
+        return {"size": size, "sets": 0, "possible_sets": possible}
+    if possible <= count:
+        sets = [frozenset(c) for c in itertools.combinations(range(num_heads), size)]
+    else:
+        rng, drawn = np.random.default_rng(seed), set()
+        while len(drawn) < count:
+            drawn.add(frozenset(rng.choice(num_heads, size, replace=False).tolist()))
+        sets = sorted(drawn, key=sorted)
+    baseline = scorer(())
+    rewards = np.array([reward_scale * (scorer(s) - baseline) for s in sets])
+    return {"size": size, "sets": len(sets), "possible_sets": possible, "exhaustive": possible <= count,
+            "best_reward": float(rewards.max()), "median_reward": float(np.median(rewards)),
+            "mean_reward": float(rewards.mean()), "rewards": rewards.round(6).tolist()}
+
+
 def search_layer(model, layer_index: int, mini_dev, metric: str, batch_size: int, collate_fn, device: str,
                  config: AuberConfig, cache: bool = True, progress=None) -> dict:
     """Train a fresh DQN on one layer and return its decision and everything logged about the search.
@@ -105,12 +129,20 @@ def search_layer(model, layer_index: int, mini_dev, metric: str, batch_size: int
     started = time.perf_counter()
     original_ids = kept_head_ids(model, layer_index)
     state = head_state(model, layer_index, config.state_matrix, config.state_norm)
-    with PrunedHeadsScorer(model, layer_index, mini_dev, metric, batch_size, collate_fn, device,
-                           cache_hidden_states=cache, cache_scores=cache) as scorer:
+    with head_set_scorer(model, layer_index, mini_dev, metric, batch_size, collate_fn, device, cache) as scorer:
         environment = LayerPruningEnvironment(scorer, state, config.reward_scale,
                                               max_pruned_for(len(original_ids), config))
         result = train_agent(environment, config.dqn, progress)
         score_after = scorer(result.pruned_heads)
+        search_stats = scorer.stats.to_json()
+        distinct_sets = len(scorer.scores) if cache else None
+        search_seconds = time.perf_counter() - started
+        random_sets = random_sets_baseline(scorer, len(original_ids), len(result.pruned_heads),
+                                           config.random_baseline_sets, config.reward_scale,
+                                           seed=config.dqn.seed + 1)
+    greedy_reward = config.reward_scale * (score_after - environment.baseline_score)
+    if random_sets["sets"]:
+        random_sets["decision_at_least_share"] = float(np.mean(np.array(random_sets["rewards"]) <= greedy_reward))
     return {
         "layer": layer_index,
         "head_ids": original_ids,
@@ -122,11 +154,17 @@ def search_layer(model, layer_index: int, mini_dev, metric: str, batch_size: int
         "mini_dev_score_before": environment.baseline_score,
         "mini_dev_score_after": score_after,
         "mini_dev_examples": len(mini_dev),
-        "reward_cache": scorer.stats.to_json(),
+        "dqn_updates": result.updates,
+        "distinct_head_sets_scored": distinct_sets,
+        "greedy_reward": greedy_reward,
+        "random_sets": random_sets,
+        "reward_cache": search_stats,
+        "scorer": type(scorer).__name__,
         "caching": cache,
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": round(search_seconds, 3),
+        "random_sets_seconds": round(time.perf_counter() - started - search_seconds, 3),
         "config": {"state_matrix": config.state_matrix, "state_norm": config.state_norm,
                    "reward_scale": config.reward_scale, "max_pruned": environment.max_pruned,
-                   "dqn": config_to_json(config.dqn)},
+                   "random_baseline_sets": config.random_baseline_sets, "dqn": config_to_json(config.dqn)},
         "search": result.to_json(),
     }

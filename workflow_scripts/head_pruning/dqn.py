@@ -3,8 +3,8 @@
 An episode starts from a layer's state vector s (one entry per head). Action i < H prunes head i and sets
 s[i] = 0; action H stops (terminal, reward `stop_reward`). A pruned head is never chosen again (its Q-value is
 masked), and once `max_pruned` heads are gone only stopping is allowed. Transitions go to a FIFO replay memory;
-the policy network takes one optimisation step per episode, at its end, on a uniformly sampled batch, against a
-target network that is copied from the policy every `target_update_episodes` episodes. After the last episode the
+the policy network takes one optimisation step per episode (`updates_per_episode`, beyond the paper), at its end,
+each on a uniformly sampled batch, against a target network that is copied from the policy every `target_update_episodes` episodes. After the last episode the
 greedy policy (no exploration) decides the layer: the learned policy, not the best episode seen.
 
 Defaults are the paper's (MLP 12-512-512-512-13 with LeakyReLU, replay 5000, batch 128, gamma 1, epsilon 1 ->
@@ -43,6 +43,7 @@ class DQNConfig:
     learning_rate: float = field(metadata={"help": "SGD learning rate of the Q-network"})
     momentum: float = field(metadata={"help": "SGD momentum"})
     target_update_episodes: int = field(metadata={"help": "copy the policy network to the target every N episodes"})
+    updates_per_episode: int = field(metadata={"help": "optimisation steps at the end of each episode (paper 1)"})
     grad_clamp: float | None = field(metadata={"help": "clamp each gradient entry to [-c, c] (null: off)"})
     stop_reward: float = field(metadata={"help": "reward of the stop action"})
     stop_q_value: float | None = field(metadata={"help": "fixed Q(s, stop) (null: learned, the paper)"})
@@ -75,7 +76,8 @@ class EpisodeLog:
     actions: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     epsilon: float = 1.0        # at the episode's last action
-    loss: float | None = None   # of the optimisation step at its end (None before the memory holds a batch)
+    loss: float | None = None   # of the last optimisation step at its end (None before the memory holds a batch)
+    updates: int = 0            # optimisation steps taken at its end
 
     @property
     def episode_return(self) -> float:
@@ -89,13 +91,19 @@ class SearchResult:
     episodes: list[EpisodeLog]
     final_q_values: list[float]   # Q(s0, .) of the trained policy network
 
+    @property
+    def updates(self) -> int:
+        """Optimiser steps the policy network took: 0 means the decision came from its random initialisation."""
+        return sum(episode.updates for episode in self.episodes)
+
     def to_json(self) -> dict:
         return {
+            "dqn_updates": self.updates,
             "pruned_heads": self.pruned_heads,
             "greedy_rewards": self.greedy_rewards,
             "final_q_values": self.final_q_values,
             "episodes": [{"actions": e.actions, "rewards": e.rewards, "return": e.episode_return,
-                          "epsilon": e.epsilon, "loss": e.loss} for e in self.episodes],
+                          "epsilon": e.epsilon, "loss": e.loss, "updates": e.updates} for e in self.episodes],
         }
 
 
@@ -222,7 +230,11 @@ def train_agent(environment: PruningEnvironment, config: DQNConfig, progress=Non
             if next_state is None:
                 break
             state = next_state
-        log.loss = agent.optimize()
+        for _ in range(config.updates_per_episode):
+            loss = agent.optimize()
+            if loss is None:  # the memory does not hold a batch yet
+                break
+            log.loss, log.updates = loss, log.updates + 1
         if episode % config.target_update_episodes == 0:
             agent.target.load_state_dict(agent.policy.state_dict())
         episodes.append(log)

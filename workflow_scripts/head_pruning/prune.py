@@ -22,7 +22,8 @@ from workflow_scripts.data.tasks import TRAIN
 from workflow_scripts.head_pruning.auber import AuberConfig, search_layer
 from workflow_scripts.head_pruning.competitors import COMPETITORS, lowest_positions, score_heads
 from workflow_scripts.head_pruning.configs import CompetitorConfig, ScoringConfig
-from workflow_scripts.head_pruning.layerwise import PrunedHeadsScorer, layer_seed, layer_split, seeded_subset
+from workflow_scripts.head_pruning.head_set_scorer import head_set_scorer
+from workflow_scripts.head_pruning.layerwise import layer_seed, layer_split, seeded_subset
 
 METHODS = ("auber", *COMPETITORS)
 
@@ -84,8 +85,8 @@ def choose_heads_competitor(job: LayerJob, model, train_split, mini_train, mini_
         pruned_positions = lowest_positions(scores, count)
     else:
         pruned_positions = sorted(original_ids.index(head_id) for head_id in fixed_ids)
-    with PrunedHeadsScorer(model, job.layer, train_split.select(scoring_rows), metric, job.scoring.batch_size,
-                           collate_fn, device) as scorer:
+    with head_set_scorer(model, job.layer, train_split.select(scoring_rows), metric, job.scoring.batch_size,
+                         collate_fn, device) as scorer:
         before, after = scorer(()), scorer(pruned_positions)
     logger.info("layer %d: %s prunes %d heads (budget %s)%s", job.layer, job.method, count, job.budget,
                 "" if scores is None else f"; scores {np.round(scores, 4).tolist()}")

@@ -43,6 +43,7 @@ class Run:
     pruned_by_layer: dict[int, list[int]] = field(default_factory=dict)
     heads_per_layer: list[int] = field(default_factory=list)
     dev_curve: list[float] = field(default_factory=list)  # dev after each step (0 = before pruning, last = final)
+    agent_layers: list[dict] = field(default_factory=list)  # AUBER's search evidence per layer (reports/layers.py)
 
 
 def split_scores(evaluation: dict) -> dict[str, float]:
@@ -68,7 +69,8 @@ def chain_run(evaluation: dict, layerwise: dict) -> Run:
     return Run(layerwise["task"], layerwise["method"], layerwise["seed"], metric, split_scores(evaluation),
                heads_pruned=layerwise["heads_pruned_total"], parameters=layerwise["parameters_after"],
                pruned_by_layer={int(layer): ids for layer, ids in layerwise["heads_pruned_by_layer"].items()},
-               heads_per_layer=layerwise["heads_per_layer_before"], dev_curve=curve)
+               heads_per_layer=layerwise["heads_per_layer_before"], dev_curve=curve,
+               agent_layers=[layer for layer in layerwise["layers"] if "dqn_updates" in layer])
 
 
 def method_order(methods) -> list[str]:
@@ -247,7 +249,39 @@ def heads_heatmap_figure(task: str, runs_by_method: dict[str, list[Run]]):
 
 # ---- the report --------------------------------------------------------------------------------------------------
 
-def markdown_report(summary: dict, differences: dict) -> str:
+AGENT_COLUMNS = ["task", "method", "seed", "layer", "dqn_updates", "head_sets_scored", "heads_pruned",
+                 "decision_reward", "random_sets", "random_best", "random_median", "random_at_most_decision"]
+
+
+def agent_table(runs: list[Run]) -> pd.DataFrame:
+    """One row per layer of every AUBER-type chain: the optimiser steps its agent took, the head sets it scored, the
+    mini-dev reward of its decision (points) and the best and median reward of random sets of the same size, with
+    the share of those the decision matches or beats."""
+    rows = []
+    for run in runs:
+        for layer in run.agent_layers:
+            random_sets = layer["random_sets"]
+            rows.append({"task": run.task, "method": run.method, "seed": run.seed, "layer": layer["layer"],
+                         "dqn_updates": layer["dqn_updates"], "head_sets_scored": layer["distinct_head_sets_scored"],
+                         "heads_pruned": len(layer["pruned_head_ids"]), "decision_reward": layer["greedy_reward"],
+                         "random_sets": random_sets["sets"], "random_best": random_sets.get("best_reward"),
+                         "random_median": random_sets.get("median_reward"),
+                         "random_at_most_decision": random_sets.get("decision_at_least_share")})
+    return pd.DataFrame(rows, columns=AGENT_COLUMNS)
+
+
+def agent_lines(runs: list[Run]) -> list[str]:
+    table = agent_table(runs)
+    if table.empty:
+        return []
+    return ["## AUBER's agent per layer (mini-dev reward rows)", "",
+            "Optimiser steps the DQN took, head sets it scored, its decision's reward (points of the mini-dev "
+            "score) and, for random sets of the same size scored on the same rows, the best and median reward and "
+            "the share the decision matches or beats (empty when it pruned nothing).", "",
+            markdown_table(table.round(3)), ""]
+
+
+def markdown_report(summary: dict, differences: dict, runs: list[Run] = ()) -> str:
     seeds = max(entry["seeds"] for by_method in summary.values() for m, entry in by_method.items() if m != BASE)
     parts = [f"# Head pruning: AUBER, competitors and ablations ({seeds} seed(s))", "",
              "Cells: the task's metric in points (accuracy, or Matthews correlation x 100), mean ± standard "
@@ -261,7 +295,7 @@ def markdown_report(summary: dict, differences: dict) -> str:
             if lines:
                 parts += [f"AUBER minus each method on {split}, in points, paired by seed (mean ± std):", "",
                           *(f"- {line}" for line in lines), ""]
-    return "\n".join(parts)
+    return "\n".join(parts + agent_lines(runs))
 
 
 def html_report(summary: dict, differences: dict, figures: dict[str, dict[str, dict[str, bytes]]]) -> str:
@@ -304,7 +338,8 @@ def comparison_report(runs: list[Run], output_dir: str) -> dict[str, str | bytes
             chains[run.task][run.method].append(run)
     plots = os.path.join(output_dir, "plots")
     outputs = {os.path.join(output_dir, "table.csv"): csv_text(summary_table(summary)),
-               os.path.join(output_dir, "table.md"): markdown_report(summary, differences),
+               os.path.join(output_dir, "table.md"): markdown_report(summary, differences, runs),
+               os.path.join(output_dir, "agent.csv"): csv_text(agent_table(runs)),
                os.path.join(output_dir, "comparison_metrics.json"): {"summary": summary, "auber_minus": differences}}
     figures = {}
     for task, by_method in chains.items():

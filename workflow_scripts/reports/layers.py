@@ -33,6 +33,19 @@ def describe_checkpoint(folder: str, dataset_dict, task: dict, batch_size: int, 
             "heads_per_layer": model_structure(model)["heads_per_layer"]}
 
 
+def search_evidence(search: dict) -> dict:
+    """What shows that AUBER's agent learned in a layer: optimiser steps taken, head sets scored, the reward of its
+    decision and where it falls among random sets of the same size. Competitors' logs have none of it."""
+    if "dqn_updates" not in search:
+        return {}
+    random_sets = search["random_sets"]
+    return {"dqn_updates": search["dqn_updates"], "distinct_head_sets_scored": search["distinct_head_sets_scored"],
+            "greedy_reward": search["greedy_reward"],
+            "random_sets": {key: random_sets.get(key) for key in
+                            ("size", "sets", "possible_sets", "best_reward", "median_reward",
+                             "decision_at_least_share")}}
+
+
 def layer_report(data: str, initial: str, pruned: list[str], finetuned: list[str], final: str, batch_size: int,
                  device: str) -> tuple[pd.DataFrame, dict]:
     """(dev_by_layer table, layerwise_metrics) of a chain on its tokenized task `data`: its starting checkpoint,
@@ -63,7 +76,8 @@ def layer_report(data: str, initial: str, pruned: list[str], finetuned: list[str
                        "mini_dev_score_before": search["mini_dev_score_before"],
                        "mini_dev_score_after": search["mini_dev_score_after"],
                        f"dev_{metric}_after_finetune": after["dev"][metric],
-                       "search_seconds": search["seconds"], "reward_cache": search.get("reward_cache")})
+                       "search_seconds": search["seconds"], "reward_cache": search.get("reward_cache"),
+                       **search_evidence(search)})
         logger.info("step %d (layer %d): pruned %s, dev %s %.4f", step, search["layer"], search["pruned_head_ids"],
                     metric, after["dev"][metric])
     rows.append({"step": len(rows), "layer": "final", "heads_pruned_in_layer": 0, "heads_pruned_total": total,
