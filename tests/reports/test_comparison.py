@@ -94,7 +94,7 @@ def test_the_report_writes_tables_metrics_plots_figures_and_a_page(runs, tmp_pat
     outputs = comparison.comparison_report(runs, str(tmp_path))
     plots = tmp_path / "plots"
     assert set(outputs) == {str(tmp_path / name) for name in (
-        "table.csv", "table.md", "comparison_metrics.json", "report.html")} | {str(plots / name) for name in (
+        "table.csv", "table.md", "agent.csv", "comparison_metrics.json", "report.html")} | {str(plots / name) for name in (
             "dev_by_layer_gen_cola_auber.csv", "dev_by_layer_gen_cola_random.csv", "heads_gen_cola_auber_heatmap.csv",
             "heads_gen_cola_random_heatmap.csv", "dev_by_layer_gen_cola.png", "dev_by_layer_gen_cola.svg",
             "heads_gen_cola.png", "heads_gen_cola.svg")}
