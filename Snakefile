@@ -32,6 +32,7 @@ rule all:
     input:
         expand("models/{task}/base/evaluate/metrics.json", task=TASKS),
         comparison_report("first_seed"),
+        comparison_report("competitors_all_seeds"),
         comparison_report("all_seeds"),
         BORT_REPORTS,
         AGORA_REPORTS,

@@ -184,10 +184,14 @@ rule report_layers:
 # ---- compare_methods: the paper's table (mean +- std over seeds), plots, heatmaps, an HTML page ----------------
 # results/comparison/all_seeds: every method and seed in head_pruning (`snakemake --cores N`, `dvc repro`);
 # results/comparison/first_seed: AUBER and its competitors on the first seed (`make run`, within its time budget;
-# the ablations are variants of AUBER, run by the full comparison).
+# the ablations are variants of AUBER, run by the full comparison);
+# results/comparison/competitors_all_seeds: AUBER and its competitors on every seed.
 COMPARISON_SCOPES = {
     "all_seeds": (HEAD_PRUNING_METHODS, HEAD_PRUNING_SEEDS),
     "first_seed": ([m for m in HEAD_PRUNING_METHODS if method_algorithm(config, m) == m], HEAD_PRUNING_SEEDS[:1]),
+    # AUBER and the competitors on every seed, without the ablations (a third of the full comparison's AUBER work)
+    "competitors_all_seeds": ([m for m in HEAD_PRUNING_METHODS if method_algorithm(config, m) == m],
+                              HEAD_PRUNING_SEEDS),
 }
 
 
@@ -258,3 +262,14 @@ use rule compare_methods as compare_methods_first_seed with:
         folder="results/comparison/first_seed",
     log:
         "logs/compare_methods/first_seed.log",
+
+
+use rule compare_methods as compare_methods_competitors_all_seeds with:
+    input:
+        **comparison_inputs("competitors_all_seeds"),
+    output:
+        **comparison_files("competitors_all_seeds"),
+    params:
+        folder="results/comparison/competitors_all_seeds",
+    log:
+        "logs/compare_methods/competitors_all_seeds.log",

@@ -189,3 +189,16 @@ def test_final_fine_tune_holds_out_a_seeded_share_of_its_training_rows(tmp_path)
     assert (train, held_out) == training_rows(100, None, 0.1, seed=3)
     (tmp_path / "mini_split.json").write_text('{"mini_train": [4, 8, 15, 16, 23, 42]}')
     assert training_rows(100, str(tmp_path / "mini_split.json"), 0.0, seed=0) == ([4, 8, 15, 16, 23, 42], [])
+
+
+def test_updates_per_episode_takes_that_many_optimisation_steps_once_the_memory_holds_a_batch():
+    environment = SyntheticEnvironment(4, {1})
+    results = {steps: train_agent(environment, paper_auber_config(0, episodes=30, replay_batch_size=16,
+                                                                  updates_per_episode=steps).dqn)
+               for steps in (1, 3)}
+    for steps, result in results.items():
+        ready = [e for e in result.episodes if e.loss is not None]
+        assert ready and all(e.updates == steps for e in ready)
+        assert all(e.updates == 0 for e in result.episodes if e.loss is None)
+        assert result.updates == steps * len(ready) == result.to_json()["dqn_updates"]
+    assert results[1].episodes[0].updates == 0  # an empty memory cannot fill a batch: no step

@@ -108,3 +108,25 @@ def test_auber_prunes_a_planted_noisy_head_and_keeps_an_important_one_at_default
         if log["random_sets"]["sets"]:
             assert log["greedy_reward"] >= log["random_sets"]["median_reward"]
     assert sum(outcomes) >= 4, outcomes
+
+
+def test_random_sets_baseline_draws_distinct_sets_of_the_decisions_size_or_all_of_them():
+    from workflow_scripts.head_pruning.auber import random_sets_baseline
+
+    class CountingScorer:
+        def __init__(self):
+            self.asked = []
+
+        def __call__(self, pruned):
+            self.asked.append(frozenset(pruned))
+            return 0.5 - 0.1 * (0 in pruned)  # pruning head 0 costs 10 points, any other head nothing
+
+    scorer = CountingScorer()
+    drawn = random_sets_baseline(scorer, num_heads=12, size=3, count=100, reward_scale=100.0, seed=1)
+    sets = [s for s in scorer.asked if s]
+    assert drawn["sets"] == 100 == len(set(sets)) and all(len(s) == 3 for s in sets) and not drawn["exhaustive"]
+    assert drawn["best_reward"] == 0.0 and drawn["median_reward"] == 0.0 and drawn["possible_sets"] == 220
+    assert sum(r == pytest.approx(-10.0) for r in drawn["rewards"]) == sum(0 in s for s in sets) > 0
+    every = random_sets_baseline(CountingScorer(), num_heads=4, size=2, count=100, reward_scale=100.0, seed=1)
+    assert every["exhaustive"] and every["sets"] == 6
+    assert random_sets_baseline(CountingScorer(), 4, 0, 100, 100.0, 1)["sets"] == 0  # nothing pruned: no baseline
