@@ -14,7 +14,6 @@ reference, which is used for models this path does not support (`supports`).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,9 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from workflow_scripts.core.metrics import compute_metrics
 from workflow_scripts.core.surgery import encoder_layers
-from workflow_scripts.head_pruning.layerwise import PrunedHeadsScorer, ScorerStats
+from workflow_scripts.head_pruning.layerwise import HeadSetScores, PrunedHeadsScorer
 
 
 def supports(model) -> bool:
@@ -109,21 +107,18 @@ def layer_after_attention(layer, context: torch.Tensor, residual: torch.Tensor) 
     return layer.output.LayerNorm(layer.output.dense(intermediate) + attended)
 
 
-class HeadSetScorer:
-    """Score (the task's headline metric) of `model` on `dataset` with some heads of layer `layer_index` off, given
-    as storage positions in that layer, as `PrunedHeadsScorer` computes it, at a fraction of the cost. Use as a
-    context manager (the same interface as PrunedHeadsScorer; nothing is attached to the model)."""
+class HeadSetScorer(HeadSetScores):
+    """Head-set scores of `model` on `dataset` as `PrunedHeadsScorer` computes them, at a fraction of the cost. Use
+    as a context manager (nothing is attached to the model)."""
 
     def __init__(self, model, layer_index: int, dataset, metric: str, cache_scores: bool = True):
         if not supports(model):
             raise ValueError(f"{type(model).__name__} is not a BERT classifier with absolute positions and a pooler")
-        self.model, self.layer_index, self.metric = model.eval(), layer_index, metric
-        self.cache_scores = cache_scores
         self.layers = encoder_layers(model)
-        self.num_heads, self.head_size = _heads(self.layers[layer_index].attention.self)
+        num_heads, self.head_size = _heads(self.layers[layer_index].attention.self)
+        super().__init__(layer_index, num_heads, metric, cache_scores)
+        self.model = model.eval()
         self.layout, self.inputs, self.labels, self.row_order = pack_rows(dataset)
-        self.scores: dict[frozenset[int], float] = {}
-        self.stats = ScorerStats()
         self._layer_input = self._context = None
 
     @property
@@ -172,30 +167,11 @@ class HeadSetScorer:
         pooled = self.model.bert.pooler.activation(self.model.bert.pooler.dense(hidden))
         return self.model.classifier(pooled)
 
-    def _evaluate(self, pruned_positions: frozenset[int]) -> float:
-        started = time.perf_counter()
-        predictions = self.logits(pruned_positions).float().cpu().numpy()
-        self.stats.evaluations += 1
-        self.stats.seconds_evaluating += time.perf_counter() - started
-        return compute_metrics([self.metric], predictions, self.labels)[self.metric]
+    def _ready(self) -> bool:
+        return self._context is not None
 
-    def __call__(self, pruned_positions) -> float:
-        if self._context is None:
-            raise RuntimeError("use the scorer inside a `with` block")
-        key = frozenset(int(p) for p in pruned_positions)
-        bad = [p for p in key if not 0 <= p < self.num_heads]
-        if bad:
-            raise ValueError(f"layer {self.layer_index} has heads 0..{self.num_heads - 1}; got positions {bad}")
-        self.stats.calls += 1
-        if not self.cache_scores:
-            return self._evaluate(key)
-        if key not in self.scores:
-            self.scores[key] = self._evaluate(key)
-        return self.scores[key]
-
-    @property
-    def distinct_sets_scored(self) -> int:
-        return len(self.scores)
+    def _logits(self, pruned_positions: frozenset[int]) -> np.ndarray:
+        return self.logits(pruned_positions).float().cpu().numpy()
 
 
 def head_set_scorer(model, layer_index: int, dataset, metric: str, batch_size: int, collate_fn, device: str,

@@ -119,19 +119,51 @@ class ScorerStats:
                 "seconds_evaluating": round(self.seconds_evaluating, 3)}
 
 
-class PrunedHeadsScorer:
-    """Score (the task's headline metric) on a fixed example set of a model with some heads of one layer
-    switched off, given as storage positions in that layer. Use as a context manager: it attaches gates to the
-    model and, with the hidden-state cache, swaps modules; both are undone on exit."""
+class HeadSetScores:
+    """What every head-set scorer shares: the score (the task's headline metric) of a set of one layer's heads
+    switched off, given as storage positions in that layer; the input check; the per-set score cache and its
+    statistics. A subclass sets `labels` and implements `_ready()` (true inside its `with` block) and
+    `_logits(pruned_positions)` ((rows, labels) in the order of `labels`)."""
+
+    def __init__(self, layer_index: int, num_heads: int, metric: str, cache_scores: bool):
+        self.layer_index, self.num_heads, self.metric, self.cache_scores = layer_index, num_heads, metric, cache_scores
+        self.scores: dict[frozenset[int], float] = {}
+        self.stats = ScorerStats()
+
+    def _evaluate(self, pruned_positions: frozenset[int]) -> float:
+        started = time.perf_counter()
+        logits = self._logits(pruned_positions)
+        self.stats.evaluations += 1
+        self.stats.seconds_evaluating += time.perf_counter() - started
+        return compute_metrics([self.metric], logits, self.labels)[self.metric]
+
+    def __call__(self, pruned_positions) -> float:
+        if not self._ready():
+            raise RuntimeError("use the scorer inside a `with` block")
+        key = frozenset(int(p) for p in pruned_positions)
+        bad = [p for p in key if not 0 <= p < self.num_heads]
+        if bad:
+            raise ValueError(f"layer {self.layer_index} has heads 0..{self.num_heads - 1}; got positions {bad}")
+        self.stats.calls += 1
+        if not self.cache_scores:
+            return self._evaluate(key)
+        if key not in self.scores:
+            self.scores[key] = self._evaluate(key)
+        return self.scores[key]
+
+
+class PrunedHeadsScorer(HeadSetScores):
+    """Head-set scores from the model's own forward pass, with gates closing the heads: works for any encoder the
+    gates fit. Use as a context manager: it attaches gates to the model and, with the hidden-state cache, swaps
+    modules; both are undone on exit."""
 
     def __init__(self, model, layer_index: int, dataset, metric: str, batch_size: int, collate_fn,
                  device: str = "cpu", cache_hidden_states: bool = True, cache_scores: bool = True):
-        self.model, self.layer_index, self.metric = model.to(device).eval(), layer_index, metric
-        self.cache_hidden_states, self.cache_scores = cache_hidden_states, cache_scores
-        self.num_heads = encoder_layers(model)[layer_index].attention.self.num_attention_heads
+        super().__init__(layer_index, encoder_layers(model)[layer_index].attention.self.num_attention_heads, metric,
+                         cache_scores)
+        self.model = model.to(device).eval()
+        self.cache_hidden_states = cache_hidden_states
         self.batches, self.labels = self._length_sorted_batches(dataset, batch_size, collate_fn, device)
-        self.scores: dict[frozenset[int], float] = {}
-        self.stats = ScorerStats()
         self._gates = None
         self._restore: list[tuple[nn.Module, str, nn.Module]] = []
         self._layer_cache = _LayerInputCache()
@@ -189,9 +221,11 @@ class PrunedHeadsScorer:
             self._swap(layers, str(index), _ReplayInput(cache, first=index == 0))
         self._swap(layer.attention, "self", _ReplaySelfAttention(cache))
 
+    def _ready(self) -> bool:
+        return self._gates is not None
+
     @torch.inference_mode()
-    def _evaluate(self, pruned_positions: frozenset[int]) -> float:
-        started = time.perf_counter()
+    def _logits(self, pruned_positions: frozenset[int]) -> np.ndarray:
         gate = self._gates.gates[self.layer_index]
         gate.fill_(1.0)
         if pruned_positions:
@@ -201,21 +235,4 @@ class PrunedHeadsScorer:
             self._layer_cache.batch_index = index
             logits.append(self.model(**batch).logits.float().cpu().numpy())
         gate.fill_(1.0)
-        self.stats.evaluations += 1
-        self.stats.seconds_evaluating += time.perf_counter() - started
-        return compute_metrics([self.metric], np.concatenate(logits), self.labels)[self.metric]
-
-    def __call__(self, pruned_positions) -> float:
-        if self._gates is None:
-            raise RuntimeError("use the scorer inside a `with` block")
-        key = frozenset(int(p) for p in pruned_positions)
-        bad = [p for p in key if not 0 <= p < self.num_heads]
-        if bad:
-            raise ValueError(f"layer {self.layer_index} has heads 0..{self.num_heads - 1}; got positions {bad}")
-        self.stats.calls += 1
-        if not self.cache_scores:
-            return self._evaluate(key)
-        if key not in self.scores:
-            self.scores[key] = self._evaluate(key)
-        return self.scores[key]
-
+        return np.concatenate(logits)
