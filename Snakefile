@@ -16,7 +16,8 @@ include: "rules/bort.smk"
 include: "rules/agora.smk"
 
 # Reports are cheap: on a cluster they run where Snakemake runs, not as jobs.
-localrules: report_layers, compare_methods, compare_methods_first_seed, fptas_select, bort_report, agora_compare
+localrules: report_layers, compare_methods, compare_methods_first_seed, compare_methods_competitors_all_seeds,
+    compare_methods_tasks_first_seed, fptas_select, bort_report, agora_compare
 
 
 def comparison_report(scope):
@@ -34,6 +35,7 @@ rule all:
         comparison_report("first_seed"),
         comparison_report("competitors_all_seeds"),
         comparison_report("all_seeds"),
+        comparison_report("tasks_first_seed"),
         BORT_REPORTS,
         AGORA_REPORTS,
         "results/models/first_seed/table.md",

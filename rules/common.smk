@@ -24,6 +24,7 @@ except (ParamsError, RuntimeError) as error:
 TASKS = config["tasks"]
 HEAD_PRUNING_METHODS = config["head_pruning"]["methods"]
 HEAD_PRUNING_TASKS = config["head_pruning"]["tasks"]
+HEAD_PRUNING_FIRST_SEED_TASKS = config["head_pruning"]["first_seed_tasks"]
 HEAD_PRUNING_SEEDS = config["head_pruning"]["seeds"]
 # Layers in the order each head-pruning method processes them (bottom_up: 0, 1, ...; top_down: the reverse).
 LAYER_ORDER = {method: processing_order(NUM_LAYERS, method_layer_order(config, method))

@@ -185,39 +185,42 @@ rule report_layers:
 # results/comparison/all_seeds: every method and seed in head_pruning (`snakemake --cores N`, `dvc repro`);
 # results/comparison/first_seed: AUBER and its competitors on the first seed (`make run`, within its time budget;
 # the ablations are variants of AUBER, run by the full comparison);
-# results/comparison/competitors_all_seeds: AUBER and its competitors on every seed.
-COMPARISON_SCOPES = {
-    "all_seeds": (HEAD_PRUNING_METHODS, HEAD_PRUNING_SEEDS),
-    "first_seed": ([m for m in HEAD_PRUNING_METHODS if method_algorithm(config, m) == m], HEAD_PRUNING_SEEDS[:1]),
-    # AUBER and the competitors on every seed, without the ablations (a third of the full comparison's AUBER work)
-    "competitors_all_seeds": ([m for m in HEAD_PRUNING_METHODS if method_algorithm(config, m) == m],
-                              HEAD_PRUNING_SEEDS),
+# results/comparison/competitors_all_seeds: AUBER and its competitors on every seed;
+# results/comparison/tasks_first_seed: AUBER and its competitors on the first seed of every task in head_pruning's
+# tasks and first_seed_tasks (the comparison's breadth over tasks at a fraction of its cost).
+COMPETITION = [m for m in HEAD_PRUNING_METHODS if method_algorithm(config, m) == m]
+COMPARISON_SCOPES = {  # scope -> (methods, seeds, tasks)
+    "all_seeds": (HEAD_PRUNING_METHODS, HEAD_PRUNING_SEEDS, HEAD_PRUNING_TASKS),
+    "first_seed": (COMPETITION, HEAD_PRUNING_SEEDS[:1], HEAD_PRUNING_TASKS),
+    "competitors_all_seeds": (COMPETITION, HEAD_PRUNING_SEEDS, HEAD_PRUNING_TASKS),
+    "tasks_first_seed": (COMPETITION, HEAD_PRUNING_SEEDS[:1],
+                         HEAD_PRUNING_TASKS + [t for t in HEAD_PRUNING_FIRST_SEED_TASKS if t not in HEAD_PRUNING_TASKS]),
 }
 
 
 def comparison_runs(scope, kind):
     files = {"evaluation": "models/{task}/{method}/seed_{seed}/evaluate/metrics.json",
              "layerwise": "results/{task}/{method}/seed_{seed}/layerwise_metrics.json"}[kind]
-    methods, seeds = COMPARISON_SCOPES[scope]
-    return [files.format(task=task, method=method, seed=seed) for task in HEAD_PRUNING_TASKS
-            for method in methods for seed in seeds]
+    methods, seeds, tasks = COMPARISON_SCOPES[scope]
+    return [files.format(task=task, method=method, seed=seed) for task in tasks for method in methods for seed in seeds]
 
 
 def comparison_inputs(scope):
-    return {"base": expand("models/{task}/base/evaluate/metrics.json", task=HEAD_PRUNING_TASKS),
+    _, _, tasks = COMPARISON_SCOPES[scope]
+    return {"base": expand("models/{task}/base/evaluate/metrics.json", task=tasks),
             "evaluations": comparison_runs(scope, "evaluation"), "layerwise": comparison_runs(scope, "layerwise"),
             "code": code("compare_methods")}
 
 
 def comparison_files(scope):
     """The comparison's outputs; the page and the SVG figures go into `snakemake --report` (captions: report/)."""
-    methods, _ = COMPARISON_SCOPES[scope]
+    methods, _, tasks = COMPARISON_SCOPES[scope]
     folder = f"results/comparison/{scope}"
     scope_label = scope.replace("_", " ")
 
     def figures(name, caption, category, figure):
         files = []
-        for task in HEAD_PRUNING_TASKS:
+        for task in tasks:
             svg = report(f"{folder}/plots/{name}_{task}.svg", caption=f"../report/{caption}.rst", category=category,
                          subcategory=scope_label, labels={"task": task, "figure": figure})
             files += [f"{folder}/plots/{name}_{task}.png", svg]
@@ -229,9 +232,9 @@ def comparison_files(scope):
                            category="Head pruning comparison", subcategory=scope_label,
                            labels={"page": "tables, paired differences, figures"}),
             "plots": [f"{folder}/plots/dev_by_layer_{task}_{method}.csv"
-                      for task in HEAD_PRUNING_TASKS for method in methods],
+                      for task in tasks for method in methods],
             "heatmaps": [f"{folder}/plots/heads_{task}_{method}_heatmap.csv"
-                         for task in HEAD_PRUNING_TASKS for method in methods],
+                         for task in tasks for method in methods],
             "curve_figures": figures("dev_by_layer", "dev_curves", "Per-layer", "dev score layer by layer"),
             "heatmap_figures": figures("heads", "heads_heatmap", "Head pruning comparison", "heads pruned")}
 
@@ -273,3 +276,14 @@ use rule compare_methods as compare_methods_competitors_all_seeds with:
         folder="results/comparison/competitors_all_seeds",
     log:
         "logs/compare_methods/competitors_all_seeds.log",
+
+
+use rule compare_methods as compare_methods_tasks_first_seed with:
+    input:
+        **comparison_inputs("tasks_first_seed"),
+    output:
+        **comparison_files("tasks_first_seed"),
+    params:
+        folder="results/comparison/tasks_first_seed",
+    log:
+        "logs/compare_methods/tasks_first_seed.log",

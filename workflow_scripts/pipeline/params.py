@@ -103,9 +103,10 @@ def _check_tasks(params) -> None:
             raise ParamsError(f"params.yaml: 'tasks[{position}]': unknown task {task!r} (known: {', '.join(TASKS)})")
         if TASKS[task].source == "generated" and task not in params["data"]["generated_sizes"]:
             raise ParamsError(f"params.yaml: 'data.generated_sizes' has no entry for task {task!r}")
-    for position, task in enumerate(params["head_pruning"]["tasks"]):
-        if task not in params["tasks"]:
-            raise ParamsError(f"params.yaml: 'head_pruning.tasks[{position}]': {task!r} is not in 'tasks'")
+    for key in ("tasks", "first_seed_tasks"):
+        for position, task in enumerate(params["head_pruning"][key]):
+            if task not in params["tasks"]:
+                raise ParamsError(f"params.yaml: 'head_pruning.{key}[{position}]': {task!r} is not in 'tasks'")
     for section in PER_TASK_SECTIONS:
         for task in params[section]["per_task"]:
             if task not in TASKS:
