@@ -1,7 +1,8 @@
 # Bort: the FPTAS over sub-architectures <D, A, H, I> of the maximum point T (the base model), then distillation
 # pretraining of the chosen one.
 #   data/corpus/tokenized                                  <- prepare_corpus (once, shared by every candidate)
-#   models/bort/teacher                                    <- teacher_prep (T as a masked-LM)
+#   models/bort/teacher                                    <- teacher_prep (T as a masked-LM, trained on the corpus)
+#   models/bort/teacher_outputs                            <- teacher_outputs (T's top-k outputs, once; mode cached)
 #   models/bort/fptas/candidates/D{d}_A{a}_H{h}_I{i}/metrics.json   <- fptas_candidate_train, one job each
 #   models/bort/fptas/teacher/metrics.json                 <- fptas_teacher_cost (p(T), i(T) by the same protocol)
 #   results/bort/fptas/{selection.json,table.md,...}       <- fptas_select
@@ -21,6 +22,18 @@ except (RuntimeError, ValueError) as error:
 BORT_OBJECTIVES = BORT["pretrain"]["objectives"]
 CORPUS = "data/corpus/tokenized"
 TEACHER = "models/bort/teacher"
+TEACHER_OUTPUTS = "models/bort/teacher_outputs"
+CACHED_TEACHER = BORT["teacher_outputs"]["mode"] == "cached"
+
+
+def cached_teacher_outputs(wildcards):
+    """The teacher_outputs folder where T's outputs are cached (and the consumer distills), else nothing."""
+    uses_teacher = wildcards.get("objective", "kd") == "kd"
+    return {"teacher_outputs": TEACHER_OUTPUTS} if CACHED_TEACHER and uses_teacher else {}
+
+
+def teacher_outputs_flag(wildcards, input):
+    return f"--teacher-outputs {input.teacher_outputs}" if "teacher_outputs" in input.keys() else ""
 
 
 def candidate_metrics(candidates):
@@ -29,7 +42,7 @@ def candidate_metrics(candidates):
 
 # What every candidate measurement reads (the teacher's included), so that one protocol measures all of them.
 CANDIDATE_COMMAND = ("{PYTHON} -m workflow_scripts.stages.fptas_candidate --teacher {input.teacher} --corpus {input.corpus} "
-                     "--output {output} {params.hp} --threads {threads} --log-file {log}")
+                     "--output {output} {params.cached} {params.hp} --threads {threads} --log-file {log}")
 
 
 # ---- prepare_corpus: unlabelled text (generated, local files or a hub dataset), packed and tokenized once ------
@@ -71,9 +84,30 @@ rule teacher_prep:
         "{params.hp} --threads {threads} --log-file {log}"
 
 
+# ---- teacher_outputs: T's top-k logits and log-sum-exps at the masked positions, for every consumer's stream -----
+rule teacher_outputs:
+    input:
+        teacher=TEACHER,
+        corpus=CORPUS,
+        code=code("teacher_outputs"),
+    output:
+        directory(TEACHER_OUTPUTS),
+    params:
+        hp=hparams("teacher_outputs"),
+    log:
+        "logs/teacher_outputs/teacher_outputs.log",
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
+    shell:
+        "{PYTHON} -m workflow_scripts.stages.teacher_outputs --teacher {input.teacher} --corpus {input.corpus} "
+        "--output {output} {params.hp} --threads {threads} --log-file {log}"
+
+
 # ---- fptas_teacher_cost: p(T), i(T) and T's held-out scores, measured like every candidate ---------------------
 rule fptas_teacher_cost:
     input:
+        unpack(cached_teacher_outputs),
         teacher=TEACHER,
         corpus=CORPUS,
         code=code("fptas_candidate"),
@@ -81,6 +115,7 @@ rule fptas_teacher_cost:
         "models/bort/fptas/teacher/metrics.json",
     params:
         hp=hparams("fptas_candidate"),
+        cached=teacher_outputs_flag,
     log:
         "logs/fptas_teacher_cost/teacher.log",
     threads: 1
@@ -93,6 +128,7 @@ rule fptas_teacher_cost:
 # ---- fptas_candidate_train: one architecture, trained s steps on the surrogate error, then measured -----------
 rule fptas_candidate_train:
     input:
+        unpack(cached_teacher_outputs),
         teacher=TEACHER,
         corpus=CORPUS,
         code=code("fptas_candidate"),
@@ -100,6 +136,7 @@ rule fptas_candidate_train:
         "models/bort/fptas/candidates/D{depth}_A{heads}_H{hidden}_I{intermediate}/metrics.json",
     params:
         hp=hparams("fptas_candidate"),
+        cached=teacher_outputs_flag,
         architecture="D{depth}_A{heads}_H{hidden}_I{intermediate}",
     log:
         "logs/fptas_candidate_train/D{depth}_A{heads}_H{hidden}_I{intermediate}.log",
@@ -153,6 +190,7 @@ def pretrain_launcher(wildcards):
 # ---- kd_pretrain: the chosen architecture pretrained by distillation (kd) or by MLM alone (mlm) ----------------
 rule kd_pretrain:
     input:
+        unpack(cached_teacher_outputs),
         teacher=TEACHER,
         corpus=CORPUS,
         selection="results/bort/fptas/selection.json",
@@ -163,6 +201,7 @@ rule kd_pretrain:
     params:
         hp=hparams("kd_pretrain"),
         launcher=pretrain_launcher,
+        cached=teacher_outputs_flag,
     log:
         "logs/kd_pretrain/{objective}.log",
     wildcard_constraints:
@@ -174,7 +213,7 @@ rule kd_pretrain:
     shell:
         "{PYTHON} {params.launcher} -m workflow_scripts.stages.kd_pretrain --objective {wildcards.objective} --teacher {input.teacher} "
         "--corpus {input.corpus} --selection {input.selection} --output {output.model} --curve {output.curve} "
-        "{params.hp} --threads {threads} --log-file {log}"
+        "{params.cached} {params.hp} --threads {threads} --log-file {log}"
 
 
 # ---- bort_report: KD against MLM-only pretraining (the seed's Table 3 / Figure 1) -----------------------------
@@ -182,6 +221,7 @@ rule bort_report:
     input:
         curves=expand("results/bort/pretrain/{objective}_curve.csv", objective=BORT_OBJECTIVES),
         selection="results/bort/fptas/selection.json",
+        teacher=TEACHER,
         code=code("bort_report"),
     output:
         report="results/bort/pretrain/comparison.md",
@@ -196,5 +236,6 @@ rule bort_report:
     threads: 1
     shell:
         "{PYTHON} -m workflow_scripts.stages.bort_report --curves {input.curves} --selection {input.selection} "
+        "--teacher {input.teacher} "
         "--output {output.report} --output-html {output.html} --metrics {output.metrics} --plots {output.plots} "
         "--log-file {log}"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -127,6 +128,54 @@ def test_kd_gradients_split_over_ranks_average_to_the_single_process_gradient():
     assert torch.allclose((halves[0] + halves[1]) / 2, full, atol=1e-7)
 
 
+def cached(teacher_logits, top_k, temperature):
+    from workflow_scripts.bort.distillation import TeacherTopK
+    from workflow_scripts.bort.teacher_outputs import top_k_outputs
+
+    stored = top_k_outputs(teacher_logits, top_k, [temperature])
+    return TeacherTopK(stored["ids"], stored["logits"], stored["logsumexp"][:, 0], stored["tail_logsumexp"][:, 0],
+                       temperature)
+
+
+def test_kd_from_cached_outputs_of_the_whole_vocabulary_equals_full_kd_values_and_gradients():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(5, 13, requires_grad=True), 3 * torch.randn(5, 13)
+    targets = torch.randint(0, 13, (5,))
+    for tau in (1.0, 2.0):
+        full, full_parts = distillation_loss(student, teacher, targets, 0.1, 0.5, tau)
+        top, top_parts = distillation_loss(student, cached(teacher, 13, tau), targets, 0.1, 0.5, tau)
+        assert top.item() == pytest.approx(full.item(), rel=1e-6) and top_parts["kl"] == pytest.approx(
+            full_parts["kl"], rel=1e-5, abs=1e-7)
+        (full_gradient,), (top_gradient,) = torch.autograd.grad(full, student), torch.autograd.grad(top, student)
+        assert torch.allclose(top_gradient, full_gradient, atol=1e-7)
+
+
+def test_top_k_kd_is_the_kl_between_the_top_k_and_tail_buckets():
+    student = torch.tensor([[0.5, 2.0, -1.0, 0.0, 1.0, 0.3, -0.2]])
+    teacher = torch.tensor([[3.0, 1.0, 2.5, -1.0, 0.0, 0.5, -2.0]])
+    tau = 2.0
+
+    def softmax(row):
+        exps = [math.exp(v / tau) for v in row]
+        return [e / sum(exps) for e in exps]
+
+    p, q = softmax(teacher[0].tolist()), softmax(student[0].tolist())
+    top = [0, 2, 1]  # the teacher's three largest logits
+    p_buckets = [p[i] for i in top] + [1 - sum(p[i] for i in top)]
+    q_buckets = [q[i] for i in top] + [1 - sum(q[i] for i in top)]
+    bucketed = sum(a * math.log(a / b) for a, b in zip(p_buckets, q_buckets)) * tau ** 2
+    full = sum(a * math.log(a / b) for a, b in zip(p, q)) * tau ** 2
+    _, parts = distillation_loss(student, cached(teacher, 3, tau), torch.tensor([1]), 0.0, 1.0, tau)
+    assert parts["kl"] == pytest.approx(bucketed, rel=1e-5)
+    assert 0 < parts["kl"] < full  # the data-processing inequality: merging the tail loses information
+
+
+def test_cached_outputs_at_another_temperature_are_refused():
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="temperature 1.0"):
+        distillation_loss(torch.randn(2, 5), cached(torch.randn(2, 5), 2, 1.0), torch.tensor([0, 1]), 0.1, 0.5, 2.0)
+
+
 def test_noam_peaks_after_warmup_then_decays_as_inverse_square_root_and_linear_reaches_zero():
     assert noam_factor(9, 10) == pytest.approx(1.0)
     assert noam_factor(4, 10) == pytest.approx(0.5)
@@ -168,9 +217,31 @@ def corpus_and_teacher(tiny_model_folder, tmp_path_factory):
                          "--generated-sentences", "400", "--max-length", "24", "--heldout-fraction", "0.1",
                          "--seed", "0", "--threads", "1"])
     teacher_prep.main(["--model", str(tiny_model_folder), "--corpus", str(corpus), "--output", str(teacher),
-                       "--head-steps", "3", "--learning-rate", "1e-3", "--batch-size", "8",
-                       "--mask-probability", "0.15", "--seed", "0", "--threads", "1"])
+                       *teacher_args("head", 3)])
     return corpus, teacher
+
+
+def teacher_args(train, steps):
+    return ["--train", train, "--steps", str(steps), "--learning-rate", "1e-3", "--warmup-ratio", "0.1",
+            "--weight-decay", "0.01", "--max-grad-norm", "1.0", "--batch-size", "8", "--mask-probability", "0.15",
+            "--seed", "0", "--threads", "1"]
+
+
+def write_teacher_outputs(corpus, teacher, output, top_k, streams, temperatures=(1.0, 2.0)):
+    from workflow_scripts.stages import teacher_outputs
+
+    teacher_outputs.main(["--teacher", str(teacher), "--corpus", str(corpus), "--output", str(output),
+                          "--top-k", str(top_k), "--streams", json.dumps(streams),
+                          "--temperatures", json.dumps(list(temperatures)), "--mask-probability", "0.15",
+                          "--heldout-batch-size", "8", "--seed", "0", "--threads", "1"])
+    return output
+
+
+@pytest.fixture(scope="module")
+def cached_teacher(corpus_and_teacher, tmp_path_factory):
+    """T's top-16 outputs on the streams the pretraining tests read (batch 8, 100 steps) and the candidates' (4)."""
+    corpus, teacher = corpus_and_teacher
+    return write_teacher_outputs(corpus, teacher, tmp_path_factory.mktemp("cache") / "outputs", 16, [[4, 3], [8, 100]])
 
 
 SEARCH_ARGS = ["--steps", "3", "--hyperparameter-sets", '[{"learning_rate": 0.001, "batch_size": 8}, '
@@ -190,7 +261,28 @@ def test_the_teacher_has_a_fitted_head_tied_to_its_frozen_encoders_embeddings(co
         assert torch.equal(teacher.base_model.state_dict()[name], encoder[name])  # frozen: unchanged
     assert teacher.get_output_embeddings().weight.data_ptr() == teacher.get_input_embeddings().weight.data_ptr()
     record = json.loads((teacher_folder / "teacher.json").read_text())
-    assert record["head"] == "fitted_on_frozen_encoder" and record["head_steps"] == 3
+    assert record["head"] == "fresh" and record["train"] == "head" and record["steps"] == 3
+
+
+def test_training_the_whole_teacher_moves_its_encoder_and_lowers_its_heldout_loss(corpus_and_teacher,
+                                                                                  tiny_model_folder, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForMaskedLM
+    from workflow_scripts.stages import teacher_prep
+
+    corpus, _ = corpus_and_teacher
+    output = tmp_path / "teacher"
+    teacher_prep.main(["--model", str(tiny_model_folder), "--corpus", str(corpus), "--output", str(output),
+                       *teacher_args("whole", 40)])
+    teacher = AutoModelForMaskedLM.from_pretrained(output)
+    encoder = load_file(tiny_model_folder / "model.safetensors")
+    name = "encoder.layer.1.output.dense.weight"
+    assert not torch.equal(teacher.base_model.state_dict()[name], encoder[name])
+    record = json.loads((output / "teacher.json").read_text())
+    assert record["train"] == "whole" and record["steps"] == 40
+    assert record["heldout"]["mlm_loss"] < record["heldout_before"]["mlm_loss"] - 0.3
+    assert record["heldout"]["mlm_accuracy"] > record["heldout_before"]["mlm_accuracy"] + 0.05
+    assert 0 < record["most_frequent_token_rate"] < 1
 
 
 def test_one_candidate_job_trains_under_every_set_and_writes_its_metrics(corpus_and_teacher, tmp_path):
@@ -211,6 +303,52 @@ def test_one_candidate_job_trains_under_every_set_and_writes_its_metrics(corpus_
                           "--teacher-only", *SEARCH_ARGS])
     measured_teacher = json.loads(teacher_output.read_text())
     assert measured_teacher["parameters"] > metrics["parameters"] and measured_teacher["depth"] == 2
+
+
+def test_a_candidate_reading_cached_outputs_of_the_whole_vocabulary_trains_as_one_running_the_teacher(
+        corpus_and_teacher, tmp_path):
+    from workflow_scripts.stages import fptas_candidate
+
+    corpus, teacher = corpus_and_teacher
+    full_cache = write_teacher_outputs(corpus, teacher, tmp_path / "full", TINY_VOCABULARY.vocab, [[4, 3], [8, 3]],
+                                       temperatures=[1.0])
+    runs = {}
+    for mode, extra in (("online", []), ("cached", ["--teacher-outputs", str(full_cache)])):
+        output = tmp_path / mode / "metrics.json"
+        fptas_candidate.main(["--teacher", str(teacher), "--corpus", str(corpus), "--output", str(output),
+                              "--architecture", "D1_A2_H16_I32", *SEARCH_ARGS, *extra])
+        runs[mode] = json.loads(output.read_text())
+    assert runs["cached"]["teacher_outputs"] == "cached" and runs["online"]["teacher_outputs"] == "online"
+    for online, cached_run in zip(runs["online"]["runs"], runs["cached"]["runs"]):
+        # The losses are KL = cross-entropy (about 10 nats) - T's entropy: float32 leaves about 1e-6 of either
+        assert cached_run["losses"] == pytest.approx(online["losses"], abs=1e-5)
+        assert cached_run["surrogate_error"] == pytest.approx(online["surrogate_error"], rel=1e-5)
+
+
+def test_a_cache_of_another_stream_is_refused_with_the_reason(corpus_and_teacher, cached_teacher):
+    from transformers import AutoTokenizer
+    from workflow_scripts.bort.teacher_outputs import TeacherOutputs
+    from workflow_scripts.data.corpus import load_corpus, training_batches
+
+    corpus, teacher = corpus_and_teacher
+    cache = TeacherOutputs.load(cached_teacher)
+    train, _, _ = load_corpus(corpus)
+    tokenizer = AutoTokenizer.from_pretrained(teacher)
+
+    def first_batch(batch_size=8, seed=0, steps=10, masked_seed=None):
+        batches = training_batches(train, tokenizer, 0.15, batch_size, seed if masked_seed is None else masked_seed)
+        return next(cache.attach(batches, batch_size=batch_size, seed=seed, mask_probability=0.15, steps=steps,
+                                 temperature=2.0))
+
+    assert first_batch()["teacher_ids"].shape[1] == 16
+    with pytest.raises(ValueError, match="seed 0 .* this run uses 1"):
+        first_batch(seed=1)
+    with pytest.raises(ValueError, match="no cached stream of batch 16"):
+        first_batch(batch_size=16)
+    with pytest.raises(ValueError, match="covers 100 steps, this run needs 200"):
+        first_batch(steps=200)
+    with pytest.raises(ValueError, match="masked tokens differ"):  # batches that are not the cached stream's
+        first_batch(masked_seed=5)
 
 
 def test_selection_picks_the_largest_w_among_candidates_never_a_reference(tmp_path):
@@ -265,10 +403,10 @@ def model_tensors(folder):
 
 
 def test_a_killed_pretraining_resumes_from_its_last_checkpoint_and_ends_as_an_uninterrupted_run(
-        corpus_and_teacher, tmp_path):
+        corpus_and_teacher, cached_teacher, tmp_path):
     corpus, teacher = corpus_and_teacher
     selection = write_selection(tmp_path / "selection.json")
-    steps, dropout = 100, ["--dropout", "0.1"]
+    steps, dropout = 100, ["--dropout", "0.1", "--teacher-outputs", str(cached_teacher)]
     uninterrupted = tmp_path / "uninterrupted"
     subprocess.run([sys.executable, *pretrain_command(corpus, teacher, selection, uninterrupted, steps, dropout)],
                    env=command_env(), check=True, capture_output=True)
@@ -291,14 +429,19 @@ def test_a_killed_pretraining_resumes_from_its_last_checkpoint_and_ends_as_an_un
     assert 5 <= metrics["resumed_from_step"] < steps
     expected, resumed = model_tensors(uninterrupted), model_tensors(killed)
     assert all(torch.equal(expected[name], resumed[name]) for name in expected)
-    assert (killed / "curve.csv").read_text() == (uninterrupted / "curve.csv").read_text()
+    def curve_without_times(folder):  # training seconds are wall-clock: the rest must be identical
+        return pd.read_csv(folder / "curve.csv").drop(columns="train_seconds")
+
+    pd.testing.assert_frame_equal(curve_without_times(killed), curve_without_times(uninterrupted))
+    assert pd.read_csv(killed / "curve.csv")["train_seconds"].is_monotonic_increasing
     assert (killed / "checkpoints").is_dir() and not (tmp_path / "killed.checkpoints").exists()
 
 
-def test_ddp_on_two_cpu_processes_matches_one_process(corpus_and_teacher, tmp_path):
+def test_ddp_on_two_cpu_processes_matches_one_process(corpus_and_teacher, cached_teacher, tmp_path):
     corpus, teacher = corpus_and_teacher
     selection = write_selection(tmp_path / "selection.json")
-    no_dropout = ["--dropout", "0.0"]  # dropout masks differ across ranks by design
+    # dropout masks differ across ranks by design; each rank reads its rows' share of T's cached outputs
+    no_dropout = ["--dropout", "0.0", "--teacher-outputs", str(cached_teacher)]
     single, distributed = tmp_path / "single", tmp_path / "ddp"
     subprocess.run([sys.executable, *pretrain_command(corpus, teacher, selection, single, 6, no_dropout)],
                    env=command_env(), check=True, capture_output=True)

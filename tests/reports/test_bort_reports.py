@@ -63,6 +63,10 @@ def test_the_selection_report_writes_tables_scatter_figures_and_the_choice(selec
     choice = outputs[str(tmp_path / "selection.json")]
     assert choice["chosen"]["tag"] == "b" and choice["valid_architectures"] == 4 and choice["trained_candidates"] == 4
     assert outputs[str(tmp_path / "table.md")].startswith("W-coefficient with inference cost = latency;")
+    # errors 1, 4, 2, 1: the reference's 1.0 is not a candidate's
+    assert choice["surrogate_error_spread"] == {"min": 1.0, "max": 4.0, "median": 1.5, "std": pytest.approx(1.2247449),
+                                                "relative_range": 3.0}
+    assert "1.000 to 4.000 (median 1.500, std 1.225; the largest is 300.0% above" in outputs[str(tmp_path / "table.md")]
 
 
 KD = [{"step": 10, "mlm_accuracy": 0.1, "mlm_loss": 6.5}, {"step": 20, "mlm_accuracy": 0.3, "mlm_loss": 5.0},
@@ -97,3 +101,22 @@ def test_the_pretraining_report_reads_curves_and_writes_markdown_page_figures_an
                              "Distillation reaches MLM-only's final loss in 0.67x its steps.\n")
     assert "<table" in outputs[paths[1]] and "<svg" in outputs[paths[1]]
     assert outputs[paths[3]].startswith(b"\x89PNG") and b"<svg" in outputs[paths[4]]
+
+
+def test_equal_wall_time_compares_each_objective_at_the_shorter_runs_training_time_and_baselines_are_named():
+    kd = [{**point, "train_seconds": 0.13 * point["step"]} for point in KD]
+    mlm = [{**point, "train_seconds": 0.1 * point["step"]} for point in MLM]
+    teacher = {"heldout": {"mlm_accuracy": 0.45}, "most_frequent_token_rate": 0.1}
+    summary = bort.compare({"kd": kd, "mlm": mlm}, teacher)
+    assert summary["kd_step_cost_ratio"] == pytest.approx(1.3)
+    assert summary["equal_time_seconds"] == 3.0  # MLM-only's whole run
+    objectives = summary["objectives"]
+    # within 3 s KD has reached step 20 (2.6 s), MLM-only step 30
+    assert objectives["kd"]["step_at_equal_time"] == 20 and objectives["kd"]["mlm_accuracy_at_equal_time"] == 0.3
+    assert objectives["mlm"]["step_at_equal_time"] == 30 and objectives["mlm"]["mlm_accuracy_at_equal_time"] == 0.3
+    assert objectives["kd"]["accuracy_over_most_frequent_token_rate"] == pytest.approx(3.5)
+    before, after = bort.pretraining_notes(summary, "D1_A2_H16_I32")
+    assert "most frequent token scores 0.1000; the teacher T scores 0.4500" in before[-1]
+    assert after[-1].startswith("A distillation step costs 1.30x an MLM-only step")
+    assert markdown_table(bort.pretraining_table(summary)).splitlines()[2] == (
+        "| kd | 30 | 0.3500 | 4.0000 | 20 | 20 | 0.130 | 0.3000 | 20 |")

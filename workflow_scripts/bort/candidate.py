@@ -2,6 +2,8 @@
 
 The candidate starts from random initialization and is trained for `steps` steps under each hyperparameter set on
 the surrogate error: the cross-entropy between T's and the candidate's output distributions on masked positions.
+T's outputs come from the teacher_outputs stage's cache (its top k and tail mass), or from T run in every step
+(`bort.teacher_outputs.mode: online`, for streams too large to cache).
 Its surrogate error e is the lowest held-out value over the sets (the FPTAS keeps the best W over the sets, and p
 and i do not depend on them). Then it is measured: parameters p (embedding + encoder), FLOPs of one sequence, and
 latency: the median wall-clock time of the encoder on one sequence of `seq_len` tokens, on the given threads,
@@ -16,6 +18,7 @@ import torch
 
 from workflow_scripts.bort.distillation import (build_student, distillation_loss, heldout_scores, masked_logits,
                                                 teacher_masked_logits)
+from workflow_scripts.bort.teacher_outputs import TeacherOutputs, teacher_top_k
 from workflow_scripts.bort.fptas import Candidate, Vocabulary, flops_of, parameters_of
 from workflow_scripts.core.counters import count_parameters
 from workflow_scripts.core.latency import measure_latency
@@ -42,19 +45,41 @@ class SearchConfig:
     seed: int = field(metadata={"help": "seeds the candidate's initialization, batches, masks and dropout"})
 
 
-def train_on_surrogate(student, teacher, train_blocks, tokenizer, hparams: dict, config: SearchConfig,
-                       device: str) -> list[float]:
+@dataclass
+class SurrogateTeacher:
+    """Where a candidate gets T's outputs: the teacher_outputs cache, or T itself (`model`) run on every batch."""
+    config: object  # T's model config: the students' family and vocabulary
+    cache: TeacherOutputs | None = None
+    model: object | None = None
+
+    def training_batches(self, train_blocks, tokenizer, batch_size: int, config: "SearchConfig"):
+        batches = training_batches(train_blocks, tokenizer, config.mask_probability, batch_size, config.seed)
+        if self.cache is None:
+            return batches
+        return self.cache.attach(batches, batch_size=batch_size, seed=config.seed,
+                                 mask_probability=config.mask_probability, steps=config.steps, temperature=1.0)
+
+    @torch.no_grad()
+    def outputs(self, batch: dict):
+        return teacher_top_k(batch, 1.0) if self.cache is not None else masked_logits(self.model, batch)
+
+    def heldout(self, heldout: list[dict], device: str) -> list:
+        if self.cache is not None:
+            return self.cache.heldout(heldout, temperature=1.0)
+        return teacher_masked_logits(self.model, heldout, device)
+
+
+def train_on_surrogate(student, teacher: SurrogateTeacher, train_blocks, tokenizer, hparams: dict,
+                       config: SearchConfig, device: str) -> list[float]:
     """s steps of AdamW on the surrogate error (KL to T at temperature 1, same gradient as the cross-entropy)."""
     optimizer = build_optimizer(student, hparams["learning_rate"], config.weight_decay)
     scheduler = linear_schedule(optimizer, config.steps, round(config.warmup_ratio * config.steps))
-    batches = training_batches(train_blocks, tokenizer, config.mask_probability, hparams["batch_size"], config.seed)
+    batches = teacher.training_batches(train_blocks, tokenizer, hparams["batch_size"], config)
     student.to(device).train()
 
     def surrogate_loss(student, batch: dict) -> torch.Tensor:
-        with torch.no_grad():
-            teacher_logits = masked_logits(teacher, batch)
         student_logits = masked_logits(student, batch)
-        loss, _ = distillation_loss(student_logits, teacher_logits, batch["labels"][batch["labels"] != -100],
+        loss, _ = distillation_loss(student_logits, teacher.outputs(batch), batch["labels"][batch["labels"] != -100],
                                     mlm_weight=0.0, teacher_weight=1.0, temperature=1.0)
         return loss
 
@@ -82,8 +107,8 @@ def measure_teacher(teacher, heldout, teacher_logits, vocabulary: Vocabulary, co
             "latency": latency_of(teacher, config, threads)}
 
 
-def measure_candidate(candidate: Candidate, teacher, train_blocks, heldout, teacher_logits, tokenizer,
-                      vocabulary: Vocabulary, config: SearchConfig, threads: int | None, device: str,
+def measure_candidate(candidate: Candidate, teacher: SurrogateTeacher, train_blocks, heldout, teacher_logits,
+                      tokenizer, vocabulary: Vocabulary, config: SearchConfig, threads: int | None, device: str,
                       logger) -> dict:
     runs, best = [], None
     for index, hparams in enumerate(config.hyperparameter_sets):
@@ -111,23 +136,29 @@ def measure_candidate(candidate: Candidate, teacher, train_blocks, heldout, teac
 
 
 def measure(teacher_folder: str, corpus_folder: str, architecture: str | None, config: SearchConfig,
-            threads: int | None, device: str, logger) -> dict:
-    """The metrics of one candidate (architecture tag), or of T itself (architecture None)."""
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+            threads: int | None, device: str, logger, teacher_outputs: str | None = None) -> dict:
+    """The metrics of one candidate (architecture tag), or of T itself (architecture None). T's outputs come from
+    the teacher_outputs folder when given, else from T run online."""
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(teacher_folder)
-    teacher = AutoModelForMaskedLM.from_pretrained(teacher_folder).to(device).eval()
     train_blocks, heldout_blocks, _ = load_corpus(corpus_folder)
     heldout = heldout_masked_batches(heldout_blocks, tokenizer, config.mask_probability, config.heldout_batch_size,
                                      config.seed)
-    teacher_logits = teacher_masked_logits(teacher, heldout, device)
+    model = None
+    if architecture is None or teacher_outputs is None:  # T itself is measured, or runs online
+        model = AutoModelForMaskedLM.from_pretrained(teacher_folder).to(device).eval()
+    teacher = SurrogateTeacher(AutoConfig.from_pretrained(teacher_folder),
+                               TeacherOutputs.load(teacher_outputs) if teacher_outputs else None, model)
+    teacher_logits = teacher.heldout(heldout, device)
     model_config = teacher.config
     vocabulary = Vocabulary(model_config.vocab_size, model_config.max_position_embeddings,
                             model_config.type_vocab_size)
     if architecture is None:
-        metrics = measure_teacher(teacher, heldout, teacher_logits, vocabulary, config, threads, device)
+        metrics = measure_teacher(model, heldout, teacher_logits, vocabulary, config, threads, device)
     else:
         metrics = measure_candidate(Candidate.from_tag(architecture), teacher, train_blocks, heldout, teacher_logits,
                                     tokenizer, vocabulary, config, threads, device, logger)
     metrics["latency_s"] = metrics["latency"]["median_s"]
+    metrics["teacher_outputs"] = "cached" if teacher_outputs else "online"
     return metrics

@@ -4,6 +4,7 @@ itself is core.training.run_training."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,52 @@ def masked_logits(model, batch: dict) -> torch.Tensor:
     return mlm_head(model)(hidden[batch["labels"] != -100])  # (M, V)
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, targets: torch.Tensor,
+@dataclass
+class TeacherTopK:
+    """T's output at M masked positions, as the teacher_outputs stage stores it: the ids and raw logits of its k
+    largest logits (M, k), and at `temperature` the log-sum-exp of all logits / tau and of the others (the tail)
+    / tau, (M,) each. The tail is one bucket of known mass: exp(tail_logsumexp - logsumexp)."""
+    ids: torch.Tensor
+    logits: torch.Tensor
+    logsumexp: torch.Tensor
+    tail_logsumexp: torch.Tensor
+    temperature: float
+
+
+Teacher = torch.Tensor | TeacherTopK  # full logits (M, V), T run online, or its cached top-k
+
+
+def teacher_cross_entropy(student_log_probs: torch.Tensor, teacher: Teacher,
+                          temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cross-entropy of the student from T, T's entropy), both summed over positions, at `temperature`
+    (student_log_probs: log-softmax of the student's logits / tau, (M, V)).
+
+    With full logits these are exact. With T's top k they are taken over k + 1 buckets: T's k most likely tokens
+    and the tail, whose mass is exact for both distributions (T's from the stored tail log-sum-exp, the student's
+    from its own logits outside those k). The bucketed KL never exceeds the full one and equals it when k = V.
+    """
+    if isinstance(teacher, torch.Tensor):
+        with torch.no_grad():
+            teacher_log_probs = F.log_softmax(_scaled(teacher.float(), temperature), dim=-1)
+            teacher_probs = teacher_log_probs.exp()
+        return -(teacher_probs * student_log_probs).sum(), -(teacher_probs * teacher_log_probs).sum()
+    if not math.isclose(teacher.temperature, temperature):
+        raise ValueError(f"T's cached outputs are at temperature {teacher.temperature}, the loss asks {temperature}")
+    ids = teacher.ids.long()
+    teacher_log_probs = _scaled(teacher.logits.float(), temperature) - teacher.logsumexp[:, None]  # (M, k)
+    teacher_probs = teacher_log_probs.exp()
+    cross_entropy = -(teacher_probs * student_log_probs.gather(1, ids)).sum()
+    entropy = -(teacher_probs * teacher_log_probs).sum()
+    if ids.shape[1] < student_log_probs.shape[1]:  # a tail exists (with k = V its log-sum-exp would be -inf)
+        teacher_tail_log_mass = teacher.tail_logsumexp - teacher.logsumexp  # (M,)
+        student_tail_log_mass = torch.logsumexp(student_log_probs.scatter(1, ids, float("-inf")), dim=-1)  # (M,)
+        teacher_tail_mass = teacher_tail_log_mass.exp()
+        cross_entropy = cross_entropy - (teacher_tail_mass * student_tail_log_mass).sum()
+        entropy = entropy - torch.special.xlogy(teacher_tail_mass, teacher_tail_mass).sum()
+    return cross_entropy, entropy
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher: Teacher | None, targets: torch.Tensor,
                       mlm_weight: float, teacher_weight: float, temperature: float,
                       normalizer: float | None = None) -> tuple[torch.Tensor, dict]:
     """Bort's pretraining loss on masked positions (logits (M, V), targets (M,)):
@@ -47,20 +93,17 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
         mlm_weight * CE(targets, z_s) + teacher_weight * tau^2 * KL(softmax(z_t / tau) || softmax(z_s / tau))
 
     both summed over positions and divided by `normalizer` (default M; DDP passes the global count of masked
-    positions over the world size, so that averaging gradients over ranks gives the single-process mean). KL and
-    the cross-entropy against the teacher differ by the teacher's entropy, a constant: the gradients are the same.
+    positions over the world size, so that averaging gradients over ranks gives the single-process mean). The
+    teacher is its full logits or its cached top k (teacher_cross_entropy); None: MLM only.
     """
     count = normalizer if normalizer is not None else student_logits.shape[0]
     # The vocabulary-wide elementwise passes cost more than a small student's encoder: each is done once.
     student_log_probs = F.log_softmax(_scaled(student_logits.float(), temperature), dim=-1)  # (M, V)
     kl = student_logits.new_zeros((), dtype=torch.float32)
-    if teacher_logits is not None:  # None: MLM only
-        with torch.no_grad():
-            teacher_log_probs = F.log_softmax(_scaled(teacher_logits.float(), temperature), dim=-1)
-            teacher_probs = teacher_log_probs.exp()
-            teacher_entropy = -(teacher_probs * teacher_log_probs).sum()
+    if teacher is not None:
+        cross_entropy, teacher_entropy = teacher_cross_entropy(student_log_probs, teacher, temperature)
         # KL(T || S) = cross-entropy(T, S) - H(T); H(T) carries no gradient.
-        kl = (-(teacher_probs * student_log_probs).sum() - teacher_entropy) / count * temperature ** 2
+        kl = (cross_entropy - teacher_entropy.detach()) / count * temperature ** 2
     mlm_log_probs = student_log_probs if temperature == 1 else F.log_softmax(student_logits.float(), dim=-1)
     mlm = F.nll_loss(mlm_log_probs, targets, reduction="sum") / count
     total = mlm_weight * mlm + teacher_weight * kl
@@ -71,16 +114,18 @@ def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logits if temperature == 1 else logits / temperature
 
 
-def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    """Summed cross-entropy -sum p_T log p_S over positions: the surrogate error's numerator."""
-    return -(F.softmax(teacher_logits.float(), -1) * F.log_softmax(student_logits.float(), -1)).sum()
+def surrogate_cross_entropy(student_logits: torch.Tensor, teacher: Teacher) -> torch.Tensor:
+    """Summed cross-entropy -sum p_T log p_S over positions at temperature 1: the surrogate error's numerator."""
+    cross_entropy, _ = teacher_cross_entropy(F.log_softmax(student_logits.float(), -1), teacher, 1.0)
+    return cross_entropy
 
 
 @torch.no_grad()
-def heldout_scores(model, batches: list[dict], teacher_logits: list[torch.Tensor] | None = None,
+def heldout_scores(model, batches: list[dict], teacher_outputs: list[Teacher] | None = None,
                    device: str = "cpu") -> dict:
-    """Masked-LM accuracy and loss on fixed held-out batches, and, given the teacher's logits on the same
-    positions, the surrogate error: the cross-entropy between the teacher's and the model's distributions."""
+    """Masked-LM accuracy and loss on fixed held-out batches, and, given T's outputs on the same positions (full
+    logits or cached top k, one per batch), the surrogate error: the cross-entropy between T's and the model's
+    distributions."""
     was_training = model.training
     model.eval()
     correct = total = 0
@@ -92,13 +137,20 @@ def heldout_scores(model, batches: list[dict], teacher_logits: list[torch.Tensor
         correct += (logits.argmax(-1) == targets).sum().item()
         total += targets.numel()
         mlm_sum += F.cross_entropy(logits.float(), targets, reduction="sum").item()
-        if teacher_logits is not None:
-            surrogate_sum += soft_cross_entropy(logits, teacher_logits[index].to(device)).item()
+        if teacher_outputs is not None:
+            surrogate_sum += surrogate_cross_entropy(logits, _to_device(teacher_outputs[index], device)).item()
     model.train(was_training)
     scores = {"mlm_accuracy": correct / total, "mlm_loss": mlm_sum / total, "masked_positions": total}
-    if teacher_logits is not None:
+    if teacher_outputs is not None:
         scores["surrogate_error"] = surrogate_sum / total
     return scores
+
+
+def _to_device(teacher: Teacher, device: str) -> Teacher:
+    if isinstance(teacher, torch.Tensor):
+        return teacher.to(device)
+    return TeacherTopK(teacher.ids.to(device), teacher.logits.to(device), teacher.logsumexp.to(device),
+                       teacher.tail_logsumexp.to(device), teacher.temperature)
 
 
 @torch.no_grad()

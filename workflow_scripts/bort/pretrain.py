@@ -6,7 +6,8 @@ loss alone (`mlm`), from random initialization, resumable, optionally under DDP.
         write_pretrained(run, output, curve_file)
 
 Objective `kd`: mlm_weight * CE_MLM + teacher_weight * tau^2 * KL(T || student) at temperature tau, on masked
-positions (distillation.distillation_loss), normalized by the global number of masked positions; objective `mlm`:
+positions (distillation.distillation_loss), normalized by the global number of masked positions, with T's outputs
+read from the teacher_outputs stage's cache (or T run in every step when no cache is given); objective `mlm`:
 the masked-LM loss alone. AdamW (no decay on biases and LayerNorm), the Noam or linear schedule, global
 gradient-norm clipping, through core.training.run_training.
 
@@ -26,6 +27,7 @@ import torch
 from workflow_scripts.bort.distillation import (build_student, distillation_loss, heldout_scores, masked_logits,
                                                 noam_factor)
 from workflow_scripts.bort.fptas import Candidate
+from workflow_scripts.bort.teacher_outputs import TeacherOutputs, teacher_top_k
 from workflow_scripts.core.io_utils import atomic_output_dir, read_json, write_json, write_text
 from workflow_scripts.core.resume import Checkpoints, fingerprint
 from workflow_scripts.core.training import (Distributed, Periodic, build_optimizer, linear_schedule,
@@ -72,6 +74,7 @@ class PretrainRun:
     start_step: int
     distributed: Distributed
     checkpoints: Checkpoints | None  # rank 0 only
+    teacher_outputs: str  # "cached", "online" (T run in every step) or "none" (MLM only)
 
 
 class MaskedLMForward(torch.nn.Module):
@@ -106,44 +109,56 @@ def masked_count(batch: dict) -> torch.Tensor:
 def curve_csv(curve: list[dict], objective: str) -> str:
     """The held-out curve as CSV (the DVC plot): one row per evaluation."""
     table = pd.DataFrame([{"objective": objective, **point} for point in curve],
-                         columns=["objective", "step", "mlm_accuracy", "mlm_loss", "train_loss"])
+                         columns=["objective", "step", "mlm_accuracy", "mlm_loss", "train_loss", "train_seconds"])
     return table.to_csv(index=False, lineterminator="\n")
 
 
 class HeldOutCurve(Periodic):
-    """Held-out MLM accuracy and loss, with the mean training loss since the previous point, every
+    """Held-out MLM accuracy and loss, with the mean training loss since the previous point and the training time so
+    far (wall-clock seconds spent outside these evaluations: the x-axis of the equal-time comparison), every
     `evaluate_every_steps` steps and after the last."""
 
     def __init__(self, student, heldout: list[dict], config: PretrainConfig, device: str, logger,
-                 curve: list[dict], recent_losses: list[float]):
+                 curve: list[dict], recent_losses: list[float], train_seconds_before: float = 0.0):
         super().__init__(config.evaluate_every_steps, self.evaluate, at_last=True)
         self.student, self.heldout, self.device, self.logger = student, heldout, device, logger
         self.curve, self.recent_losses = curve, recent_losses
-        self.started = time.perf_counter()
+        self.started, self.evaluation_seconds = time.perf_counter(), 0.0
+        self.train_seconds_before = train_seconds_before
+
+    def train_seconds(self) -> float:
+        return self.train_seconds_before + time.perf_counter() - self.started - self.evaluation_seconds
 
     def on_step(self, state) -> None:
         self.recent_losses.append(state.loss)
         super().on_step(state)
 
     def evaluate(self, state) -> None:
+        started = time.perf_counter()
+        train_seconds = self.train_seconds()
         scores = heldout_scores(self.student, self.heldout, device=self.device)
         self.curve.append({"step": state.step, "mlm_accuracy": scores["mlm_accuracy"], "mlm_loss": scores["mlm_loss"],
-                           "train_loss": sum(self.recent_losses) / len(self.recent_losses)})
+                           "train_loss": sum(self.recent_losses) / len(self.recent_losses),
+                           "train_seconds": round(train_seconds, 3)})
         self.recent_losses.clear()
-        self.logger.info("step %d/%d: held-out MLM accuracy %.4f, loss %.4f (%.1f s)", state.step, state.total_steps,
-                         scores["mlm_accuracy"], scores["mlm_loss"], time.perf_counter() - self.started)
+        self.evaluation_seconds += time.perf_counter() - started
+        self.logger.info("step %d/%d: held-out MLM accuracy %.4f, loss %.4f (%.1f s of training)", state.step,
+                         state.total_steps, scores["mlm_accuracy"], scores["mlm_loss"], train_seconds)
 
 
 def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, output: str, config: PretrainConfig,
-             distributed: Distributed, logger) -> PretrainRun:
-    """Pretrain the architecture selection_file chose; resumes from <output>.checkpoints when it can."""
+             distributed: Distributed, logger, teacher_outputs: str | None = None) -> PretrainRun:
+    """Pretrain the architecture selection_file chose; resumes from <output>.checkpoints when it can. KD reads T's
+    outputs from the teacher_outputs folder when given, else runs T on every batch."""
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
     rank, world_size, device = distributed.rank, distributed.world_size, distributed.device
     tokenizer = AutoTokenizer.from_pretrained(teacher_folder)
     candidate = Candidate.from_tag(read_json(selection_file)["chosen"]["tag"])
     mlm_weight, teacher_weight = loss_weights(config)
-    teacher = AutoModelForMaskedLM.from_pretrained(teacher_folder).to(device).eval() if teacher_weight else None
+    cache = TeacherOutputs.load(teacher_outputs) if teacher_weight and teacher_outputs else None
+    online = teacher_weight and cache is None
+    teacher = AutoModelForMaskedLM.from_pretrained(teacher_folder).to(device).eval() if online else None
     student = build_student(AutoConfig.from_pretrained(teacher_folder), candidate, config.dropout, config.seed)
     student = student.to(device)
     train_blocks, heldout_blocks, _ = load_corpus(corpus_folder)
@@ -156,7 +171,8 @@ def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, outpu
     checkpoints, resume_from = None, None
     if rank == 0:
         checkpoints = Checkpoints(output, fingerprint(
-            inputs={"teacher": teacher_folder, "corpus": corpus_folder, "selection": selection_file},
+            inputs={"teacher": teacher_folder, "corpus": corpus_folder, "selection": selection_file,
+                    **({"teacher_outputs": teacher_outputs} if cache else {})},
             code_module=CODE_MODULE, hyperparameters=[config]), ".checkpoints", "step_", 7)
         latest = checkpoints.latest()
         resume_from = latest[1] if latest else None
@@ -164,27 +180,35 @@ def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, outpu
         shared = [resume_from]
         torch.distributed.broadcast_object_list(shared, src=0)
         resume_from = shared[0]
-    start_step, curve, recent_losses = 0, [], []
+    start_step, curve, recent_losses, train_seconds_before = 0, [], [], 0.0
     if resume_from:
         state = torch.load(os.path.join(resume_from, STATE_FILE), weights_only=False)
         student.load_state_dict(AutoModelForMaskedLM.from_pretrained(resume_from).state_dict())
         start_step = restore_trainer_state(state, optimizer, scheduler)
         curve, recent_losses = state["curve"], state["recent_losses"]
+        train_seconds_before = state.get("train_seconds", 0.0)
         logger.info("resuming from %s (step %d)", resume_from, start_step)
     else:
         seed_everything(config.seed + rank)  # dropout masks differ across ranks, as they would across a big batch
     forward = distributed.wrap(MaskedLMForward(student))
     batches = training_batches(train_blocks, tokenizer, config.mask_probability, config.batch_size, config.seed,
                                start_step=start_step, rank=rank, world_size=world_size)
+    if cache is not None:
+        batches = cache.attach(batches, batch_size=config.batch_size, seed=config.seed,
+                               mask_probability=config.mask_probability, steps=config.steps,
+                               temperature=config.temperature, start_step=start_step, rank=rank,
+                               world_size=world_size)
 
     def loss_fn(forward, batch: dict, normalizer: float) -> torch.Tensor:
         targets = batch["labels"][batch["labels"] != -100]
         student_logits = forward(batch["input_ids"], batch["attention_mask"], batch["labels"])
-        teacher_logits = None  # MLM only
-        if teacher is not None:
+        teacher_outputs = None  # MLM only
+        if cache is not None:
+            teacher_outputs = teacher_top_k(batch, config.temperature)
+        elif teacher is not None:
             with torch.no_grad():
-                teacher_logits = masked_logits(teacher, batch)
-        loss, _ = distillation_loss(student_logits, teacher_logits, targets, mlm_weight, teacher_weight,
+                teacher_outputs = masked_logits(teacher, batch)
+        loss, _ = distillation_loss(student_logits, teacher_outputs, targets, mlm_weight, teacher_weight,
                                     config.temperature, normalizer=normalizer)
         return loss
 
@@ -193,13 +217,15 @@ def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, outpu
             student.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
             write_json(os.path.join(folder, "pretraining.json"), {"step": state.step, "objective": config.objective})
-            torch.save(trainer_state(state.step, optimizer, scheduler, curve=curve, recent_losses=recent_losses),
+            torch.save(trainer_state(state.step, optimizer, scheduler, curve=curve, recent_losses=recent_losses,
+                                     train_seconds=held_out_curve.train_seconds()),
                        os.path.join(folder, STATE_FILE))
         checkpoints.keep_newest(config.keep_checkpoints)
 
-    callbacks = [] if rank else [
-        HeldOutCurve(student, heldout, config, device, logger, curve, recent_losses),
-        Periodic(config.checkpoint_every_steps, save_checkpoint, not_at_last=True)]
+    held_out_curve = None if rank else HeldOutCurve(student, heldout, config, device, logger, curve, recent_losses,
+                                                    train_seconds_before)
+    callbacks = [] if rank else [held_out_curve,
+                                 Periodic(config.checkpoint_every_steps, save_checkpoint, not_at_last=True)]
     student.train()
     started = time.perf_counter()
     run_training(forward, batches, loss_fn, optimizer, total_steps=config.steps, scheduler=scheduler,
@@ -207,7 +233,7 @@ def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, outpu
                  world_size=world_size, callbacks=callbacks,
                  description=None if rank else f"pretrain {config.objective}")
     return PretrainRun(student, tokenizer, candidate, config, curve, time.perf_counter() - started, start_step,
-                       distributed, checkpoints)
+                       distributed, checkpoints, "cached" if cache else "online" if teacher is not None else "none")
 
 
 def write_pretrained(run: PretrainRun, output: str, curve_file: str) -> None:
@@ -216,7 +242,9 @@ def write_pretrained(run: PretrainRun, output: str, curve_file: str) -> None:
     final = run.curve[-1]
     metrics = {"objective": run.config.objective, "architecture": run.candidate.tag, "steps": run.config.steps,
                "resumed_from_step": run.start_step, "world_size": run.distributed.world_size,
-               "train_seconds": run.seconds, "heldout_mlm_accuracy": final["mlm_accuracy"],
+               "train_seconds": run.seconds, "curve_train_seconds": final["train_seconds"],
+               "seconds_per_step": final["train_seconds"] / run.config.steps,
+               "teacher_outputs": run.teacher_outputs, "heldout_mlm_accuracy": final["mlm_accuracy"],
                "heldout_mlm_loss": final["mlm_loss"]}
     with atomic_output_dir(output) as staging:
         run.student.cpu().save_pretrained(staging, safe_serialization=True)

@@ -291,7 +291,8 @@ COST_KEYS = {"seq_len": "evaluate.cost.seq_len", "latency_threads": "evaluate.co
              "latency_warmup": "evaluate.cost.warmup", "latency_repeats": "evaluate.cost.repeats"}
 CORPUS_KEYS = {**_keys("bort.corpus", ("source", "hub_config", "text_column", "max_documents", "generated_sentences",
                                        "max_length", "heldout_fraction")), "seed": "seed"}
-TEACHER_KEYS = {**_keys("bort.teacher", ("head_steps", "learning_rate", "batch_size")),
+TEACHER_KEYS = {**_keys("bort.teacher", ("train", "steps", "learning_rate", "warmup_ratio", "weight_decay",
+                                         "max_grad_norm", "batch_size")),
                 "mask_probability": "bort.corpus.mask_probability", "seed": "seed"}
 FPTAS_KEYS = {**_keys("bort.fptas", ("steps", "hyperparameter_sets", "warmup_ratio", "max_grad_norm", "weight_decay",
                                      "dropout", "heldout_batch_size", "seq_len", "latency_repeats", "latency_warmup")),
@@ -315,6 +316,37 @@ def _pretrain_keys(params: dict) -> dict[str, str]:
     names = [name for name in params["bort"]["pretrain"] if name not in ("objectives", "nproc_per_node")]
     return {**_keys("bort.pretrain", names), "mask_probability": "bort.corpus.mask_probability",
             "heldout_batch_size": "bort.fptas.heldout_batch_size", "seed": "seed"}
+
+
+def teacher_output_streams(params: dict) -> tuple[list[list[int]], list[float]]:
+    """([batch_size, steps] per training stream, temperatures) that the consumers of T's cached outputs read: every
+    candidate trains `bort.fptas.steps` steps at each hyperparameter set's batch size and temperature 1; KD
+    pretraining `bort.pretrain.steps` at its batch size and temperature. Streams of one batch size are one (a
+    shorter run reads a prefix)."""
+    bort = params["bort"]
+    steps_by_batch: dict[int, int] = {}
+    for hyperparameters in bort["fptas"]["hyperparameter_sets"]:
+        batch_size = hyperparameters["batch_size"]
+        steps_by_batch[batch_size] = max(steps_by_batch.get(batch_size, 0), bort["fptas"]["steps"])
+    temperatures = [1.0]
+    if "kd" in bort["pretrain"]["objectives"]:
+        batch_size = bort["pretrain"]["batch_size"]
+        steps_by_batch[batch_size] = max(steps_by_batch.get(batch_size, 0), bort["pretrain"]["steps"])
+        temperatures += [] if bort["pretrain"]["temperature"] == 1 else [float(bort["pretrain"]["temperature"])]
+    return [[batch_size, steps] for batch_size, steps in sorted(steps_by_batch.items())], temperatures
+
+
+def _teacher_outputs(params: dict, wildcards) -> StageHparams:
+    streams, temperatures = teacher_output_streams(params)
+    source = {"top_k": "bort.teacher_outputs.top_k", "streams": "bort.fptas.hyperparameter_sets",
+              "temperatures": "bort.pretrain.temperature", "mask_probability": "bort.corpus.mask_probability",
+              "heldout_batch_size": "bort.fptas.heldout_batch_size", "seed": "seed"}
+    tracked = set(source.values()) | {"bort.fptas.steps", "bort.pretrain.steps", "bort.pretrain.batch_size",
+                                      "bort.pretrain.objectives"}
+    values = {"top_k": params["bort"]["teacher_outputs"]["top_k"], "streams": streams, "temperatures": temperatures,
+              "mask_probability": params["bort"]["corpus"]["mask_probability"],
+              "heldout_batch_size": params["bort"]["fptas"]["heldout_batch_size"], "seed": params["seed"]}
+    return StageHparams(values, source, tracked)
 
 
 def _prepare_task(params: dict, wildcards) -> StageHparams:
@@ -359,6 +391,7 @@ RULE_HPARAMS = {
     "report_layers": lambda p, w: hparams_from_keys(p, EVALUATE_KEYS),
     "prepare_corpus": lambda p, w: hparams_from_keys(p, CORPUS_KEYS),
     "teacher_prep": lambda p, w: hparams_from_keys(p, TEACHER_KEYS),
+    "teacher_outputs": _teacher_outputs,
     "fptas_candidate": lambda p, w: hparams_from_keys(p, FPTAS_KEYS),
     "fptas_select": lambda p, w: hparams_from_keys(p, SELECTION_KEYS),
     "kd_pretrain": lambda p, w: hparams_from_keys(p, _pretrain_keys(p)),

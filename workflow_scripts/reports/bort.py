@@ -84,10 +84,6 @@ def selection_display(table: pd.DataFrame) -> pd.DataFrame:
     return display
 
 
-def selection_note(inference_cost: str) -> str:
-    return f"W-coefficient with inference cost = {inference_cost}; latency on one CPU thread, one sequence."
-
-
 def candidates_figure(candidates: pd.DataFrame, chosen: str, inference_cost: str):
     """Surrogate error against parameters and against the inference cost W used; the chosen one marked."""
     cost_column, cost_label = (("latency_ms", "latency (ms/sample)") if inference_cost == "latency"
@@ -109,9 +105,25 @@ def candidates_figure(candidates: pd.DataFrame, chosen: str, inference_cost: str
     return figure
 
 
+def surrogate_error_spread(candidates: list[dict]) -> dict:
+    """How far apart the trained candidates' surrogate errors are: if they barely differ, W is decided by size and
+    cost alone. The relative range is (max - min) / min."""
+    errors = pd.Series([row["surrogate_error"] for row in candidates], dtype=float)
+    return {"min": float(errors.min()), "max": float(errors.max()), "median": float(errors.median()),
+            "std": float(errors.std(ddof=0)), "relative_range": float((errors.max() - errors.min()) / errors.min())}
+
+
+def selection_note(inference_cost: str, spread: dict) -> str:
+    return (f"W-coefficient with inference cost = {inference_cost}; latency on one CPU thread, one sequence. "
+            f"Surrogate errors of the trained candidates: {spread['min']:.3f} to {spread['max']:.3f} "
+            f"(median {spread['median']:.3f}, std {spread['std']:.3f}; the largest is "
+            f"{100 * spread['relative_range']:.1f}% above the smallest).")
+
+
 def selection_json(selection: dict, config: SelectionConfig) -> dict:
     chosen = selection["chosen"]
     return {"chosen": {key: chosen[key] for key in SELECTION_KEYS},
+            "surrogate_error_spread": surrogate_error_spread(selection["ranked"]),
             "inference_cost": config.inference_cost, "epsilon": config.epsilon,
             "representative": config.representative, "valid_architectures": config.valid,
             "skipped_architectures": config.skipped, "trained_candidates": len(selection["ranked"]),
@@ -123,9 +135,10 @@ def selection_report(selection: dict, config: SelectionConfig, output_dir: str) 
     candidates_scatter.csv (DVC plot), candidates.{png,svg}, selection.json."""
     table, candidates = selection_table(selection), candidates_table(selection)
     display = selection_display(table)
+    note = selection_note(config.inference_cost, surrogate_error_spread(selection["ranked"]))
     rendered = figure_bytes(candidates_figure(candidates, selection["chosen"]["tag"], config.inference_cost))
     page = html_page("FPTAS: the chosen architecture", [
-        f"<p>{html.escape(selection_note(config.inference_cost))} Chosen: <code>{selection['chosen']['tag']}</code> "
+        f"<p>{html.escape(note)} Chosen: <code>{selection['chosen']['tag']}</code> "
         f"(largest W among {len(selection['ranked'])} trained candidates; references never win).</p>",
         html_table(display),
         html_figure(rendered, "Surrogate error of every trained candidate and reference; the chosen one starred.")])
@@ -134,7 +147,7 @@ def selection_report(selection: dict, config: SelectionConfig, output_dir: str) 
         return os.path.join(output_dir, name)
 
     return {path("table.csv"): csv_text(table),
-            path("table.md"): f"{selection_note(config.inference_cost)}\n\n{markdown_table(display)}\n",
+            path("table.md"): f"{note}\n\n{markdown_table(display)}\n",
             path("table.html"): page,
             path("candidates_scatter.csv"): csv_text(candidates),
             **figure_outputs(rendered, [path("candidates.png"), path("candidates.svg")]),
@@ -159,11 +172,12 @@ def steps_to_reach(curve: list[dict], target: float, key: str = "mlm_accuracy") 
     return next((int(point["step"]) for point in curve if reached(point[key])), None)
 
 
-def compare(curves: dict[str, list[dict]]) -> dict:
-    """Final held-out accuracy and loss of each objective, and the steps each needs to reach MLM-only's final
-    accuracy and loss (without an mlm curve: the worst final values); each curve is its points in step order
-    ({step, mlm_accuracy, mlm_loss}). Accuracy is a step function while a small model still predicts the most
-    frequent tokens; the loss shows progress there."""
+def compare(curves: dict[str, list[dict]], teacher: dict | None = None) -> dict:
+    """Final held-out accuracy and loss of each objective, the steps each needs to reach MLM-only's final accuracy
+    and loss (without an mlm curve: the worst final values), and, where the curves carry training seconds, the
+    cost of a step and each objective's accuracy at equal wall time (the last point of each within the shorter
+    run's time). Each curve is its points in step order ({step, mlm_accuracy, mlm_loss[, train_seconds]}).
+    `teacher`: teacher_prep's record (T's held-out accuracy and the most-frequent-token rate) when known."""
     accuracy = {objective: float(curve[-1]["mlm_accuracy"]) for objective, curve in curves.items()}
     loss = {objective: float(curve[-1]["mlm_loss"]) for objective, curve in curves.items()}
     target_accuracy = accuracy["mlm"] if "mlm" in accuracy else min(accuracy.values())
@@ -178,43 +192,92 @@ def compare(curves: dict[str, list[dict]]) -> dict:
         reached = {o: entry[f"steps_to_target{suffix}"] for o, entry in summary["objectives"].items()}
         if reached.get("kd") and reached.get("mlm"):
             summary[f"kd_steps_fraction_of_mlm{suffix}"] = reached["kd"] / reached["mlm"]
+    if all("train_seconds" in curve[-1] for curve in curves.values()):
+        _add_equal_time(summary, curves)
+    if teacher is not None:
+        _add_baselines(summary, teacher)
     return summary
+
+
+def _add_equal_time(summary: dict, curves: dict[str, list[dict]]) -> None:
+    equal_time = min(float(curve[-1]["train_seconds"]) for curve in curves.values())
+    summary["equal_time_seconds"] = equal_time
+    for objective, curve in curves.items():
+        entry = summary["objectives"][objective]
+        entry["seconds_per_step"] = float(curve[-1]["train_seconds"]) / int(curve[-1]["step"])
+        within = [point for point in curve if float(point["train_seconds"]) <= equal_time]
+        entry["mlm_accuracy_at_equal_time"] = float(within[-1]["mlm_accuracy"]) if within else None
+        entry["step_at_equal_time"] = int(within[-1]["step"]) if within else None
+    if {"kd", "mlm"} <= set(curves):
+        summary["kd_step_cost_ratio"] = (summary["objectives"]["kd"]["seconds_per_step"]
+                                         / summary["objectives"]["mlm"]["seconds_per_step"])
+
+
+def _add_baselines(summary: dict, teacher: dict) -> None:
+    rate = teacher["most_frequent_token_rate"]
+    summary["teacher_mlm_accuracy"] = teacher["heldout"]["mlm_accuracy"]
+    summary["most_frequent_token_rate"] = rate
+    for entry in summary["objectives"].values():
+        entry["accuracy_over_most_frequent_token_rate"] = entry["final_mlm_accuracy"] / rate
 
 
 def pretraining_table(summary: dict) -> pd.DataFrame:
     def steps(value):
         return str(value) if value is not None else "not reached"
 
-    return pd.DataFrame([{"objective": objective, "steps": str(entry["final_step"]),
-                          "final MLM accuracy": f"{entry['final_mlm_accuracy']:.4f}",
-                          "final MLM loss": f"{entry['final_mlm_loss']:.4f}",
-                          "steps to the accuracy target": steps(entry["steps_to_target"]),
-                          "steps to the loss target": steps(entry["steps_to_target_loss"])}
-                         for objective, entry in summary["objectives"].items()])
+    rows = []
+    for objective, entry in summary["objectives"].items():
+        row = {"objective": objective, "steps": str(entry["final_step"]),
+               "final MLM accuracy": f"{entry['final_mlm_accuracy']:.4f}",
+               "final MLM loss": f"{entry['final_mlm_loss']:.4f}",
+               "steps to the accuracy target": steps(entry["steps_to_target"]),
+               "steps to the loss target": steps(entry["steps_to_target_loss"])}
+        if "seconds_per_step" in entry:
+            at_time = entry["mlm_accuracy_at_equal_time"]
+            row.update({"s/step": f"{entry['seconds_per_step']:.3f}",
+                        "MLM accuracy at equal time": f"{at_time:.4f}" if at_time is not None else "no point",
+                        "its step": steps(entry["step_at_equal_time"])})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def pretraining_notes(summary: dict, architecture: str) -> tuple[list[str], list[str]]:
-    """(what precedes the table, what follows it): the targets, then how much faster distillation got there."""
+    """(what precedes the table, what follows it): the targets and baselines, then how distillation compared."""
     before = [f"Pretraining of {architecture}: held-out masked-LM accuracy and loss (the corpus' held-out split).",
               f"Targets: accuracy {summary['target_mlm_accuracy']:.4f} and loss {summary['target_mlm_loss']:.4f}, "
               "what MLM-only pretraining ends with."]
+    if "most_frequent_token_rate" in summary:
+        before.append(f"Baselines on the same positions: always predicting the most frequent token scores "
+                      f"{summary['most_frequent_token_rate']:.4f}; the teacher T scores "
+                      f"{summary['teacher_mlm_accuracy']:.4f}.")
     after = [f"Distillation reaches MLM-only's final {what} in {summary[f'kd_steps_fraction_of_mlm{suffix}']:.2f}x "
              "its steps." for suffix, what in (("", "accuracy"), ("_loss", "loss"))
              if f"kd_steps_fraction_of_mlm{suffix}" in summary]
+    if "kd_step_cost_ratio" in summary:
+        after.append(f"A distillation step costs {summary['kd_step_cost_ratio']:.2f}x an MLM-only step; at equal "
+                     f"wall time ({summary['equal_time_seconds']:.0f} s of training) the accuracies are in the "
+                     "table's equal-time column.")
     return before, after
 
 
 def pretraining_figure(curves: dict[str, pd.DataFrame], summary: dict, architecture: str):
-    """Held-out MLM accuracy and loss against steps, one line per objective; MLM-only's final values dashed."""
-    figure = new_figure(8, 3.2)
-    for axes, (column, label, target) in zip(figure.subplots(1, 2), (
-            ("mlm_accuracy", "held-out MLM accuracy", summary["target_mlm_accuracy"]),
-            ("mlm_loss", "held-out MLM loss", summary["target_mlm_loss"]))):
+    """Held-out MLM accuracy against steps and against training seconds, and the loss against steps, one line per
+    objective; MLM-only's final values dashed."""
+    with_time = all("train_seconds" in curve for curve in curves.values())
+    panels = [("step", "mlm_accuracy", "held-out MLM accuracy", summary["target_mlm_accuracy"]),
+              ("step", "mlm_loss", "held-out MLM loss", summary["target_mlm_loss"])]
+    if with_time:
+        panels.insert(1, ("train_seconds", "mlm_accuracy", "held-out MLM accuracy", summary["target_mlm_accuracy"]))
+    figure = new_figure(4 * len(panels), 3.2)
+    for axes, (x_column, column, label, target) in zip(figure.subplots(1, len(panels)), panels):
         for index, (objective, curve) in enumerate(curves.items()):
-            axes.plot(curve["step"], curve[column], marker="o", markersize=3, color=COLORS[index % len(COLORS)],
+            axes.plot(curve[x_column], curve[column], marker="o", markersize=3, color=COLORS[index % len(COLORS)],
                       label=objective)
         axes.axhline(target, color="#7f7f7f", linestyle="--", linewidth=1, label="target")
-        axes.set_xlabel("step")
+        if column == "mlm_accuracy" and "most_frequent_token_rate" in summary:
+            axes.axhline(summary["most_frequent_token_rate"], color="#d62728", linestyle=":", linewidth=1,
+                         label="most frequent token")
+        axes.set_xlabel("training seconds" if x_column == "train_seconds" else "step")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
     figure.axes[0].legend(fontsize="small")
@@ -223,9 +286,10 @@ def pretraining_figure(curves: dict[str, pd.DataFrame], summary: dict, architect
 
 
 def pretraining_report(curves: dict[str, pd.DataFrame], architecture: str, markdown_path: str, html_path: str,
-                       metrics_path: str, figure_paths: list[str]) -> dict[str, str | bytes | dict]:
+                       metrics_path: str, figure_paths: list[str], teacher: dict | None = None
+                       ) -> dict[str, str | bytes | dict]:
     """{path: content}: the comparison as markdown and as a page with the curves, the figure, the DVC metrics."""
-    summary = compare({objective: curve.to_dict("records") for objective, curve in curves.items()})
+    summary = compare({objective: curve.to_dict("records") for objective, curve in curves.items()}, teacher)
     table = pretraining_table(summary)
     before, after = pretraining_notes(summary, architecture)
     rendered = figure_bytes(pretraining_figure(curves, summary, architecture))
@@ -233,5 +297,5 @@ def pretraining_report(curves: dict[str, pd.DataFrame], architecture: str, markd
     page = html_page(f"Bort: pretraining of {architecture}", [
         *(f"<p>{html.escape(line)}</p>" for line in before), html_table(table),
         *(f"<p>{html.escape(line)}</p>" for line in after),
-        html_figure(rendered, "Held-out masked-LM accuracy and loss during pretraining.")])
+        html_figure(rendered, "Held-out masked-LM accuracy against steps and training seconds, and loss.")])
     return {markdown_path: markdown, html_path: page, **figure_outputs(rendered, figure_paths), metrics_path: summary}

@@ -5,7 +5,8 @@ measured.
         --architecture D2_A4_H128_I256 --output models/bort/fptas/candidates/D2_A4_H128_I256/metrics.json ...
 
 The candidate starts from random initialization and is trained for --steps steps under each hyperparameter set
-on the surrogate error; its surrogate error is the lowest held-out value over the sets. Then it is measured:
+on the surrogate error, reading T's outputs from --teacher-outputs (or running T when it is absent); its surrogate
+error is the lowest held-out value over the sets. Then it is measured:
 parameters, FLOPs of one sequence, and the median latency of the encoder on one sequence of --seq-len tokens on
 this job's threads (workflow_scripts/bort/candidate.py). With --teacher-only the same measurements are taken of
 T itself (no training).
@@ -25,6 +26,8 @@ class CandidatePaths:
     teacher: str = field(metadata={"help": "masked-LM folder written by teacher_prep"})
     corpus: str = field(metadata={"help": "folder written by prepare_corpus"})
     output: str = field(metadata={"help": "metrics.json to write"})
+    teacher_outputs: str | None = field(default=None, metadata={
+        "help": "folder written by teacher_outputs (T's cached outputs); absent: T runs on every batch"})
     architecture: str | None = field(default=None, metadata={"help": "D<depth>_A<heads>_H<hidden>_I<intermediate>"})
     teacher_only: bool = field(default=False, metadata={"help": "measure T itself"})
 
@@ -40,7 +43,7 @@ def main(argv=None) -> None:
                                                 check=_check)
     logger, device = start_stage(execution, paths, config)
     metrics = measure(paths.teacher, paths.corpus, None if paths.teacher_only else paths.architecture, config,
-                      execution.threads, device, logger)
+                      execution.threads, device, logger, teacher_outputs=paths.teacher_outputs)
     write_json(paths.output, metrics)
     logger.info("%s: %d parameters, %.2f MFLOPs, %.2f ms, surrogate error %.4f", metrics["tag"], metrics["parameters"],
                 metrics["flops"] / 1e6, metrics["latency_s"] * 1e3, metrics["surrogate_error"])

@@ -5,7 +5,8 @@
     python -m torch.distributed.run --standalone --nproc_per_node 8 -m workflow_scripts.stages.kd_pretrain ...   # DDP
 
 Objective `kd`: mlm_weight * CE_MLM + teacher_weight * tau^2 * KL(T || student) at temperature tau, on masked
-positions (bort.distillation_loss). Objective `mlm`: the masked-LM loss alone, the self-supervised alternative.
+positions (bort.distillation_loss), T's outputs read from --teacher-outputs (T runs on every batch without it).
+Objective `mlm`: the masked-LM loss alone, the self-supervised alternative.
 The student starts from random initialization (workflow_scripts/bort/pretrain.py).
 
 Checkpoints go to <output>.checkpoints/step_NNNNNNN every --checkpoint-every-steps steps (Hugging Face folders,
@@ -35,13 +36,16 @@ class PretrainPaths:
     selection: str = field(metadata={"help": "selection.json written by fptas_select"})
     output: str = field(metadata={"help": "model folder to write"})
     curve: str = field(metadata={"help": "CSV of held-out MLM accuracy against steps (DVC plot)"})
+    teacher_outputs: str | None = field(default=None, metadata={
+        "help": "folder written by teacher_outputs (T's cached outputs, objective kd); absent: T runs on every batch"})
 
 
 def main(argv=None) -> None:
     paths, config, execution = parse_stage_args(__doc__, [PretrainPaths, PretrainConfig, Execution], argv)
     logger, device = start_stage(execution, paths, config)
     distributed = distributed_setup(device)
-    run = pretrain(paths.teacher, paths.corpus, paths.selection, paths.output, config, distributed, logger)
+    run = pretrain(paths.teacher, paths.corpus, paths.selection, paths.output, config, distributed, logger,
+                   teacher_outputs=paths.teacher_outputs)
     if distributed.rank == 0:
         write_pretrained(run, paths.output, paths.curve)
     distributed.close()

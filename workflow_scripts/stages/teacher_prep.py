@@ -1,15 +1,16 @@
 """Stage teacher_prep: the maximum point T of Bort's search as a masked-LM (models/bort/teacher).
 
 Distillation needs T's output distribution over the vocabulary. A checkpoint with a masked-LM head keeps it; one
-without (the embedded MiniLM) gets a head fitted on its frozen encoder, tied to its word embeddings
-(workflow_scripts/bort/teacher.py). Writes a Hugging Face masked-LM folder and teacher.json (which head, the fit's
-losses, T's held-out masked-LM scores).
+without (the embedded MiniLM) gets a fresh head tied to its word embeddings. Then --steps steps of masked-LM
+training on the corpus' training split, of the whole model or of the head alone (workflow_scripts/bort/teacher.py).
+Writes a Hugging Face masked-LM folder and teacher.json (which head, the losses, T's held-out masked-LM scores
+before and after, and the most-frequent-token rate).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflow_scripts.bort.teacher import TeacherHeadConfig, prepare_teacher
+from workflow_scripts.bort.teacher import TeacherConfig, prepare_teacher
 from workflow_scripts.core.models import save_checkpoint
 from workflow_scripts.pipeline.cli import Execution, parse_stage_args, start_stage
 
@@ -23,7 +24,7 @@ class TeacherPaths:
 
 
 def main(argv=None) -> None:
-    paths, config, execution = parse_stage_args(__doc__, [TeacherPaths, TeacherHeadConfig, Execution], argv)
+    paths, config, execution = parse_stage_args(__doc__, [TeacherPaths, TeacherConfig, Execution], argv)
     logger, device = start_stage(execution, paths, config)
     model, tokenizer, record = prepare_teacher(paths.model, paths.corpus, config, device, logger)
     save_checkpoint(model.cpu(), tokenizer, paths.output, extra_json={"teacher.json": record})
