@@ -26,9 +26,9 @@ def comparison_report(scope):
 
 # Bort: the search's table and plot, and the distillation-versus-MLM comparison of the chosen architecture.
 BORT_REPORTS = ["results/bort/fptas/table.md", "results/bort/pretrain/comparison.md"]
-# Agora against the plain fine-tune of the same student, and the rounds of each task (DVC plots).
+# Agora against the plain fine-tune of the same student over agora.seeds, and the rounds of each run (DVC plots).
 AGORA_REPORTS = (["results/agora/comparison.md",
-                  *expand("results/agora/{task}/train_size_per_round.csv", task=AGORA_TASKS)] if AGORA_TASKS else [])
+                  *agora_runs("results/agora/{task}/seed_{seed}/train_size_per_round.csv")] if AGORA_TASKS else [])
 rule all:
     input:
         expand("models/{task}/base/evaluate/metrics.json", task=TASKS),
@@ -54,7 +54,9 @@ rule main:
 def evaluated_models(scope):
     return [*expand("models/{task}/base/evaluate/metrics.json", task=TASKS),
             *(comparison_runs(scope, "evaluation") if HEAD_PRUNING_TASKS else []),
-            *expand("models/{task}/{method}/evaluate/metrics.json", task=AGORA_TASKS, method=["agora", "bort_plain"])]
+            *expand("models/{task}/{method}/seed_{seed}/evaluate/metrics.json", task=AGORA_TASKS,
+                    method=list(FINAL_STAGE_OF_AGORA_METHOD),
+                    seed=AGORA_SEEDS[:1] if scope == "first_seed" else AGORA_SEEDS)]
 
 
 # ---- model_table: every model measured one after another in one job, so that latencies compare side by side ----

@@ -1,14 +1,16 @@
 # Agora: the student (default: the distilled Bort student) fine-tuned by teacher-labelled data expansion and
-# hyperparameter-set pruning, and its baseline at equal compute.
-#   models/{task}/agora/agora_finetune          <- agora_finetune (best model, agora.json, rounds/round_NN/)
-#   models/{task}/bort_plain/finetune_plain     <- finetune_plain (the best single set, Agora's training budget)
-#   models/{task}/{agora,bort_plain}/evaluate/metrics.json   <- evaluate (dev, and test when labelled)
-#   results/agora/{task}/{dev,train_size}_per_round.csv      <- agora_rounds (DVC plots)
-#   results/agora/comparison.md                              <- agora_compare
+# hyperparameter-set pruning, and its baseline at equal compute, once per seed in agora.seeds (the selection and
+# pick shares, psi's choices, the models' initialization, shuffling and dropout):
+#   models/{task}/agora/seed_{seed}/agora_finetune       <- agora_finetune (model returned, agora.json, rounds/round_NN/)
+#   models/{task}/bort_plain/seed_{seed}/finetune_plain  <- finetune_plain (the best single set, Agora's budget)
+#   models/{task}/{agora,bort_plain}/seed_{seed}/evaluate/metrics.json  <- evaluate_agora (dev, and test when labelled)
+#   results/agora/{task}/seed_{seed}/{dev,train_size}_per_round.csv    <- agora_rounds (DVC plots)
+#   results/agora/comparison.md                                         <- agora_compare (mean +- std over seeds)
 from workflow_scripts.pipeline.params import agora_checkpoint
 
 AGORA = config["agora"]
 AGORA_TASKS = AGORA["tasks"]
+AGORA_SEEDS = AGORA["seeds"]
 
 # The student's recipe: what Agora and its baseline share.
 def agora_inputs(wildcards):
@@ -26,11 +28,11 @@ rule agora_finetune:
         raw="data/{task}/raw",
         code=code("agora_finetune"),
     output:
-        directory("models/{task}/agora/agora_finetune"),
+        directory("models/{task}/agora/seed_{seed}/agora_finetune"),
     params:
         hp=hparams("agora_finetune"),
     log:
-        "logs/agora_finetune/{task}.log",
+        "logs/agora_finetune/{task}-seed_{seed}.log",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
     threads: 1
@@ -38,22 +40,22 @@ rule agora_finetune:
         mem_mb=6000,
     shell:
         "{PYTHON} -m workflow_scripts.stages.agora_finetune --student {input.student} --teacher {input.teacher} "
-        "--raw {input.raw} --output {output} {params.hp} --threads {threads} --log-file {log}"
+        "--raw {input.raw} --output {output} --seed {wildcards.seed} {params.hp} --threads {threads} --log-file {log}"
 
 
 # ---- finetune_plain: the same student and head, the best single set, as many training examples as Agora -------
 rule finetune_plain:
     input:
         student=lambda wildcards: agora_checkpoint(config, "student", wildcards.task),
-        agora="models/{task}/agora/agora_finetune",
+        agora="models/{task}/agora/seed_{seed}/agora_finetune",
         raw="data/{task}/raw",
         code=code("agora_plain"),
     output:
-        directory("models/{task}/bort_plain/finetune_plain"),
+        directory("models/{task}/bort_plain/seed_{seed}/finetune_plain"),
     params:
         hp=hparams("finetune_plain"),
     log:
-        "logs/finetune_plain/{task}.log",
+        "logs/finetune_plain/{task}-seed_{seed}.log",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
     threads: 1
@@ -61,25 +63,48 @@ rule finetune_plain:
         mem_mb=4000,
     shell:
         "{PYTHON} -m workflow_scripts.stages.agora_plain --student {input.student} --agora {input.agora} --raw {input.raw} "
-        "--output {output} {params.hp} --threads {threads} --log-file {log}"
+        "--output {output} --seed {wildcards.seed} {params.hp} --threads {threads} --log-file {log}"
 
 
-# ---- agora_rounds: the dev score of every round's best model and the training-set size (DVC plots) -------------
+# ---- evaluate_agora: dev (and test) metrics of one seed's Agora or plain model -> DVC metrics -----------------
+rule evaluate_agora:
+    input:
+        model=lambda wildcards: (f"models/{wildcards.task}/{wildcards.method}/seed_{wildcards.seed}/"
+                                 f"{FINAL_STAGE_OF_AGORA_METHOD[wildcards.method]}"),
+        data="data/{task}/tokenized",
+        code=code("evaluate"),
+    output:
+        "models/{task}/{method}/seed_{seed}/evaluate/metrics.json",
+    params:
+        hp=hparams("evaluate"),
+    log:
+        "logs/evaluate/{task}-{method}-seed_{seed}.log",
+    wildcard_constraints:
+        task="|".join(AGORA_TASKS) or "$^",
+        method="|".join(FINAL_STAGE_OF_AGORA_METHOD),
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        EVALUATE_COMMAND
+
+
+# ---- agora_rounds: every round model's dev score (reported only) and the training-set size (DVC plots) ---------
 rule agora_rounds:
     input:
-        agora="models/{task}/agora/agora_finetune",
+        agora="models/{task}/agora/seed_{seed}/agora_finetune",
         data="data/{task}/tokenized",
         code=code("agora_report"),
     output:
-        dev="results/agora/{task}/dev_per_round.csv",
-        size="results/agora/{task}/train_size_per_round.csv",
-        plots=[report("results/agora/{task}/rounds.svg", caption="../report/agora_rounds.rst", category="Agora",
-                      subcategory="Rounds", labels={"task": "{task}"}),
-               "results/agora/{task}/rounds.png"],
+        dev="results/agora/{task}/seed_{seed}/dev_per_round.csv",
+        size="results/agora/{task}/seed_{seed}/train_size_per_round.csv",
+        plots=[report("results/agora/{task}/seed_{seed}/rounds.svg", caption="../report/agora_rounds.rst",
+                      category="Agora", subcategory="Rounds", labels={"task": "{task}", "seed": "{seed}"}),
+               "results/agora/{task}/seed_{seed}/rounds.png"],
     params:
         hp=hparams("agora_rounds"),
     log:
-        "logs/agora_rounds/{task}.log",
+        "logs/agora_rounds/{task}-seed_{seed}.log",
     threads: 1
     resources:
         mem_mb=4000,
@@ -89,17 +114,24 @@ rule agora_rounds:
         "--threads {threads} --log-file {log}"
 
 
-# ---- agora_compare: Agora against the plain fine-tune, task by task (score, wall time, points added) -----------
+# ---- agora_compare: Agora against the plain fine-tune, per task mean +- std over seeds and paired by seed -------
+def agora_runs(pattern):
+    """One path per (task, seed), tasks outer: the order the report's lists share."""
+    return [pattern.format(task=task, seed=seed) for task in AGORA_TASKS for seed in AGORA_SEEDS]
+
+
 rule agora_compare:
     input:
-        agora=expand("models/{task}/agora/agora_finetune", task=AGORA_TASKS),
-        plain=expand("models/{task}/bort_plain/finetune_plain", task=AGORA_TASKS),
-        agora_metrics=expand("models/{task}/agora/evaluate/metrics.json", task=AGORA_TASKS),
-        plain_metrics=expand("models/{task}/bort_plain/evaluate/metrics.json", task=AGORA_TASKS),
-        rounds=expand("results/agora/{task}/dev_per_round.csv", task=AGORA_TASKS),
+        agora=agora_runs("models/{task}/agora/seed_{seed}/agora_finetune"),
+        plain=agora_runs("models/{task}/bort_plain/seed_{seed}/finetune_plain"),
+        agora_metrics=agora_runs("models/{task}/agora/seed_{seed}/evaluate/metrics.json"),
+        plain_metrics=agora_runs("models/{task}/bort_plain/seed_{seed}/evaluate/metrics.json"),
+        rounds=agora_runs("results/agora/{task}/seed_{seed}/dev_per_round.csv"),
         code=code("agora_report"),
     output:
         table="results/agora/comparison.md",
+        summary="results/agora/comparison_table.csv",
+        seeds="results/agora/comparison_seeds_table.csv",
         html=report("results/agora/comparison.html", caption="../report/agora_comparison.rst", category="Agora",
                     subcategory="Agora against plain fine-tuning", labels={"content": "every task"}),
         metrics="results/agora/comparison_metrics.json",
@@ -108,4 +140,5 @@ rule agora_compare:
     shell:
         "{PYTHON} -m workflow_scripts.stages.agora_report compare --agora {input.agora} --plain {input.plain} "
         "--agora-metrics {input.agora_metrics} --plain-metrics {input.plain_metrics} --output {output.table} "
-        "--output-html {output.html} --metrics-output {output.metrics} --log-file {log}"
+        "--output-csv {output.summary} --output-seeds-csv {output.seeds} --output-html {output.html} "
+        "--metrics-output {output.metrics} --log-file {log}"

@@ -30,14 +30,16 @@ HEAD_PRUNING_SEEDS = config["head_pruning"]["seeds"]
 LAYER_ORDER = {method: processing_order(NUM_LAYERS, method_layer_order(config, method))
                for method in HEAD_PRUNING_METHODS}
 # The checkpoint each single-run method ends with; `evaluate` scores it. Method families add their entry here.
-FINAL_STAGE_OF_METHOD = {"base": "finetune_initial", "agora": "agora_finetune", "bort_plain": "finetune_plain"}
+FINAL_STAGE_OF_METHOD = {"base": "finetune_initial"}
+# Agora and its baseline run once per seed (models/{task}/{method}/seed_{seed}/<stage>); evaluate_agora scores them.
+FINAL_STAGE_OF_AGORA_METHOD = {"agora": "agora_finetune", "bort_plain": "finetune_plain"}
 # The interpreter running Snakemake (the project's venv) runs the stage CLIs too.
 PYTHON = sys.executable
 
 
 wildcard_constraints:
     task="|".join(TASKS),
-    method="|".join([*FINAL_STAGE_OF_METHOD, *HEAD_PRUNING_METHODS]),
+    method="|".join([*FINAL_STAGE_OF_METHOD, *FINAL_STAGE_OF_AGORA_METHOD, *HEAD_PRUNING_METHODS]),
     layer=r"\d+",
     seed=r"\d+",
 

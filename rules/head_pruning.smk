@@ -147,6 +147,8 @@ rule evaluate_chain:
         hp=hparams("evaluate"),
     log:
         "logs/evaluate/{task}-{method}-seed_{seed}.log",
+    wildcard_constraints:
+        method="|".join(HEAD_PRUNING_METHODS) or "$^",  # Agora's seeded runs have evaluate_agora
     threads: 1
     resources:
         mem_mb=4000,

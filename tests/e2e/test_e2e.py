@@ -134,25 +134,33 @@ def test_bort_searches_every_valid_candidate_then_pretrains_the_choice_with_chec
 
 def test_agora_fine_tunes_the_distilled_student_with_rounds_plots_and_its_plain_baseline(built):
     repo = built
-    agora = repo / "models/gen_mrpc/agora/agora_finetune"
-    summary = json.loads((agora / "agora.json").read_text())
-    assert summary["student"] == "models/bort/pretrain/kd" and len(summary["sets"]) == 2
-    assert sum(len(record["removed"]) for record in summary["rounds"]) == 2  # every set pruned: the loop ended
-    assert json.loads((agora / "config.json").read_text())["classifier_extra_layer"]  # tiny.yaml asks for it
-    assert (agora / "rounds/round_00/model/model.safetensors").is_file()
-    assert (agora / "rounds/round_00/added.jsonl").is_file()
-    plain = json.loads((repo / "models/gen_mrpc/bort_plain/finetune_plain/plain.json").read_text())
-    assert plain["set"] == summary["first_round_best_set"]
-    assert plain["training_examples"] >= summary["training_examples"]   # equal compute, at least
-    rounds = (repo / "results/agora/gen_mrpc/dev_per_round.csv").read_text().splitlines()
-    assert rounds[0].startswith("round,") and len(rounds) == 1 + len(summary["rounds"])
-    assert "| gen_mrpc |" in (repo / "results/agora/comparison.md").read_text()
+    for seed in (0, 1):                                                   # tiny.yaml: agora.seeds
+        agora = repo / f"models/gen_mrpc/agora/seed_{seed}/agora_finetune"
+        summary = json.loads((agora / "agora.json").read_text())
+        assert summary["student"] == "models/bort/pretrain/kd" and len(summary["sets"]) == 2
+        assert summary["seed"] == seed and summary["pick_size"] == summary["selection_size"] == 24
+        assert sum(len(record["removed"]) for record in summary["rounds"]) == 2  # every set pruned: the loop ended
+        assert summary["returned_pick_score"] == max(r["pick_score"] for r in summary["round_scores"])
+        assert json.loads((agora / "config.json").read_text())["classifier_extra_layer"]  # tiny.yaml asks for it
+        assert (agora / "rounds/round_00/model/model.safetensors").is_file()
+        assert (agora / "rounds/round_00/added.jsonl").is_file()
+        plain = json.loads((repo / f"models/gen_mrpc/bort_plain/seed_{seed}/finetune_plain/plain.json").read_text())
+        assert plain["set"] == summary["first_round_best_set"] and plain["seed"] == seed
+        assert plain["training_examples"] >= summary["training_examples"]   # equal compute, at least
+        rounds = (repo / f"results/agora/gen_mrpc/seed_{seed}/dev_per_round.csv").read_text().splitlines()
+        assert rounds[0].startswith("round,") and len(rounds) == 1 + len(summary["rounds"])
+    comparison = (repo / "results/agora/comparison.md").read_text()
+    assert "| gen_mrpc | accuracy | dev | 2 |" in comparison and "| gen_mrpc | 1 | dev |" in comparison
+    assert json.loads((repo / "results/agora/comparison_metrics.json").read_text())["gen_mrpc"]["dev"]["seeds"] == 2
     table = json.loads((repo / "results/models/all_seeds/models_metrics.json").read_text())
     assert set(table) == {"gen_mrpc/base", "gen_cola/base", "gen_mrpc/auber (seed 0)", "gen_mrpc/random (seed 0)",
-                          "gen_mrpc/agora", "gen_mrpc/bort_plain", "corpus (held-out MLM)/bort_kd",
+                          "gen_mrpc/agora (seed 0)", "gen_mrpc/bort_plain (seed 0)", "gen_mrpc/agora (seed 1)",
+                          "gen_mrpc/bort_plain (seed 1)", "corpus (held-out MLM)/bort_kd",
                           "corpus (held-out MLM)/bort_mlm"}
     assert all(row["latency_b32_ms"] > 0 and row["flops"] > 0 for row in table.values())
-    assert "results/agora/gen_mrpc/dev_per_round.csv" in run(DVC + ["plots", "show", "--json"], repo).stdout
+    first_seed = json.loads((repo / "results/models/first_seed/models_metrics.json").read_text())
+    assert "gen_mrpc/agora (seed 0)" in first_seed and "gen_mrpc/agora (seed 1)" not in first_seed
+    assert "results/agora/gen_mrpc/seed_1/dev_per_round.csv" in run(DVC + ["plots", "show", "--json"], repo).stdout
 
 
 def test_dvc_repro_reruns_only_the_task_whose_parameter_changed(repo):

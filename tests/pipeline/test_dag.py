@@ -196,3 +196,30 @@ def test_the_search_has_one_job_per_valid_candidate_and_reference(tmp_path):
 def test_a_larger_epsilon_trains_one_representative_per_interval(tmp_path):
     tags, _ = bort_candidate_jobs(tmp_path, epsilon=4, representative="first")
     assert len(tags) == 16 // 4 + 1  # one per interval of 4, plus the reference
+
+
+def test_agora_and_its_baseline_run_once_per_seed_and_the_comparison_reads_every_seed(tmp_path):
+    workdir = symlinked_workflow(tmp_path, agora={"tasks": ["gen_cola"], "seeds": [0, 3]})
+    jobs = planned_jobs(workdir, "results/agora/comparison.md")
+    outputs = {rule: sorted(output for r, output in jobs if r == rule)
+               for rule in ("agora_finetune", "finetune_plain", "evaluate_agora")}
+    assert outputs["agora_finetune"] == [f"models/gen_cola/agora/seed_{seed}/agora_finetune" for seed in (0, 3)]
+    assert outputs["finetune_plain"] == [f"models/gen_cola/bort_plain/seed_{seed}/finetune_plain" for seed in (0, 3)]
+    assert outputs["evaluate_agora"] == [f"models/gen_cola/{method}/seed_{seed}/evaluate/metrics.json"
+                                         for method in ("agora", "bort_plain") for seed in (0, 3)]
+    assert not any(rule in ("evaluate", "evaluate_chain") and "agora" in output for rule, output in jobs)
+
+
+def test_dvc_tracks_agoras_shares_and_takes_the_seed_from_the_stage_path():
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    agora = stages["agora_finetune-gen_cola-1"]
+    assert agora["cmd"].endswith("-- models/gen_cola/agora/seed_1/agora_finetune")
+    assert {"agora.selection_fraction", "agora.pick_fraction"} <= set(agora["params"])
+    assert "seed" not in agora["params"]              # one source: the path's seed, one of agora.seeds
+    plain = stages["finetune_plain-gen_cola-1"]
+    assert "models/gen_cola/agora/seed_1/agora_finetune" in plain["deps"]
+    assert "agora.pick_fraction" in plain["params"]
+    compare = stages["agora_compare"]
+    seeds = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["agora"]["seeds"]
+    assert {f"models/gen_cola/bort_plain/seed_{seed}/evaluate/metrics.json" for seed in seeds} <= set(compare["deps"])
+    assert compare["metrics"] == [{"results/agora/comparison_metrics.json": {"cache": False}}]

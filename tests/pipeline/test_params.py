@@ -72,6 +72,10 @@ def test_shipped_params_and_test_config_are_valid(params):
     (lambda p: p["agora"]["lexical"].update(word_dropout=0, swaps=0), "'agora.lexical': word_dropout 0 and swaps 0"),
     (lambda p: p["agora"]["hyperparameter_grid"].update(seed=[]), "'agora.hyperparameter_grid.seed'"),
     (lambda p: p["agora"].update(psi="synonyms"), "'agora.psi'"),
+    (lambda p: p["agora"].update(pick_fraction=0.8), "'agora.pick_fraction': with 'agora.selection_fraction' it holds "
+                                                     "out 1 of the training split"),
+    (lambda p: p["agora"].update(seeds=[]), "'agora.seeds'"),
+    (lambda p: p["agora"].pop("pick_fraction"), "'pick_fraction' is a required property under 'agora'"),
 ])
 def test_invalid_params_name_the_key(params, mutate, expected):
     broken = copy.deepcopy(params)

@@ -74,16 +74,17 @@ def test_agoras_rounds_are_scored_on_dev_and_plotted(workspace, tmp_path):
         (agora / "rounds" / f"round_{index:02d}" / "model").symlink_to(workspace / "start")
     (agora / "agora.json").write_text(json.dumps({"rounds": [
         {"index": 0, "replay_round": 0, "train_size": 16, "added": 4, "scores": {"a": 0.5, "b": 0.25},
-         "best_set": "a"},
-        {"index": 1, "replay_round": 0, "train_size": 20, "added": 0, "scores": {"a": 0.75}, "best_set": "a"}]}))
+         "best_set": "a", "pick_score": 0.4},
+        {"index": 1, "replay_round": 0, "train_size": 20, "added": 0, "scores": {"a": 0.75}, "best_set": "a",
+         "pick_score": 0.45}]}))
     plots = [str(tmp_path / "rounds.png"), str(tmp_path / "rounds.svg")]
     agora_report.main(["rounds", "--agora", str(agora), "--data", str(workspace / "data"),
                        "--dev-output", str(tmp_path / "dev.csv"), "--size-output", str(tmp_path / "size.csv"),
                        "--plots", *plots, "--batch-size", "8"])
     dev = (tmp_path / "dev.csv").read_text().splitlines()
-    assert dev[0] == "round,replay_round,train_size,sets,best_set,selection_score,dev_score"
-    assert [line.split(",")[:6] for line in dev[1:]] == [["0", "0", "16", "2", "a", "0.5"],
-                                                         ["1", "0", "20", "1", "a", "0.75"]]
-    assert dev[1].split(",")[6] == dev[2].split(",")[6]                        # the same model each round
+    assert dev[0] == "round,replay_round,train_size,sets,best_set,selection_score,pick_score,dev_score"
+    assert [line.split(",")[:7] for line in dev[1:]] == [["0", "0", "16", "2", "a", "0.5", "0.4"],
+                                                         ["1", "0", "20", "1", "a", "0.75", "0.45"]]
+    assert dev[1].split(",")[7] == dev[2].split(",")[7]                        # the same model each round
     assert (tmp_path / "size.csv").read_text() == "round,train_size,added\n0,16,4\n1,20,0\n"
     assert all((tmp_path / name).stat().st_size > 0 for name in ("rounds.png", "rounds.svg"))

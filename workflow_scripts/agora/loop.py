@@ -8,8 +8,11 @@ hyperparameter-set pruning. The loop, as the notes give it (algorithms.md sectio
         drop the worst sets
 
 Design choices where the sources are silent (each documented in the README):
-- Selection split: Agora ranks sets and finds errors on a "dev set". We carve it from the training split (a
-  seeded share, drawn as finetune_final draws its early-stopping rows), so the task's dev split is only reported.
+- Selection share: Agora ranks sets and finds errors on a "dev set". We carve it from the training split (a
+  seeded share), so the task's dev split is only reported.
+- Pick share: a second seeded share of the training split picks the model Agora returns, and does nothing else.
+  The selection share cannot judge across rounds: the points Agora adds are variants of its errors there, so
+  later rounds look better on it by construction.
 - Removal rule ("the longest common sequence rooted at the first element" of the sorted list): sort the sets
   by score, worst first, and drop the worst together with every set tied with it (within `tie_tolerance`).
   At least one set goes per pruning step, so the loop ends after at most |sets| steps. When all sets tie, the
@@ -17,7 +20,10 @@ Design choices where the sources are silent (each documented in the README):
 - Replay (the Bort README: "re-doing some iterations of Agora"): with replay r, every pruning step is preceded
   by r rounds that train, expand the data and prune nothing.
 - The last round expands nothing: no set is left to train on the new points.
-- The returned model is the best one over all rounds, by selection score (ties go to the later round).
+- Each round's model is its best set's (by selection score); the returned model is the round model that scores
+  best on the pick share (ties go to the later round).
+- Seeds: the run's seed (one of agora.seeds) draws the two shares and psi's choices; each model's head
+  initialization, shuffling and dropout are seeded by the run's seed and its set's grid `seed` together.
 - Points are labelled by the teacher only; an original label never reaches an added point.
 
 Classification head as Bort used it: one linear layer on the pooled output (an extra hidden layer for
@@ -78,9 +84,14 @@ class Round:
     removed: list[str]
     survivors: list[str]
     train_size: int                # training examples the round's models were trained on
-    errors: int = 0                # selection-split points the best model got wrong
+    errors: int = 0                # selection-share points the best model got wrong
     added: int = 0                 # teacher-labelled points added after the round
+    pick_score: float | None = None  # the best model's score on the pick share (what picks the returned model)
     details: dict = field(default_factory=dict)
+
+    @property
+    def selection_score(self) -> float:
+        return self.scores[self.best_set]
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -99,10 +110,12 @@ def next_round_position(finished: list[Round], all_sets: list[str]) -> tuple[lis
 
 
 def run_rounds(all_sets: list[str], train_round: Callable[[int, list[str]], dict[str, float]],
-               expand: Callable[[Round], tuple[int, int, dict]], train_size: Callable[[], int], *, replay: int,
-               tie_tolerance: float, finished: list[Round] | None = None,
+               score_pick: Callable[[Round], float], expand: Callable[[Round], tuple[int, int, dict]],
+               train_size: Callable[[], int], *, replay: int, tie_tolerance: float,
+               finished: list[Round] | None = None,
                on_round: Callable[[Round], None] = lambda record: None) -> list[Round]:
-    """Agora's loop. `train_round(index, sets)` trains and scores the sets; `expand(round)` adds teacher-labelled
+    """Agora's loop. `train_round(index, sets)` trains the sets and scores them on the selection share;
+    `score_pick(round)` scores the round's best model on the pick share; `expand(round)` adds teacher-labelled
     points and returns (errors, added, details); `on_round` persists a finished round (resume passes them back
     as `finished`, and the loop continues after the last)."""
     rounds = list(finished or [])
@@ -115,6 +128,7 @@ def run_rounds(all_sets: list[str], train_round: Callable[[int, list[str]], dict
         survivors = [name for name in sets if name not in removed]
         record = Round(len(rounds), replay_round, scores, max(sets, key=lambda name: (scores[name], -sets.index(name))),
                        removed, survivors, size)
+        record.pick_score = score_pick(record)
         if survivors:  # the last round's points would train nothing
             record.errors, record.added, record.details = expand(record)
         on_round(record)
@@ -123,9 +137,17 @@ def run_rounds(all_sets: list[str], train_round: Callable[[int, list[str]], dict
     return rounds
 
 
-def best_round(rounds: list[Round]) -> Round:
-    """The round whose best model scored highest on the selection split; ties go to the later round."""
-    return max(reversed(rounds), key=lambda record: record.scores[record.best_set])
+def returned_round(rounds: list[Round]) -> Round:
+    """The round whose model Agora returns: the highest score on the pick share (never the selection share, which
+    the added points flatter); ties go to the later round, which trained on more data."""
+    return max(reversed(rounds), key=lambda record: record.pick_score)
+
+
+def model_seed(run_seed: int, set_seed: int) -> int:
+    """The seed of one model's head initialization, shuffling and dropout. The run's seed (agora.seeds) makes the
+    runs differ; the set's grid `seed` (a hyperparameter the Bort authors searched over) makes the sets of one run
+    differ. Neither overrides the other: both enter, mixed by numpy's SeedSequence."""
+    return int(np.random.SeedSequence([run_seed, set_seed]).generate_state(1)[0])
 
 
 # ---- the student's classification head (Bort, section 5.1) ---------------------------------------------------
@@ -214,25 +236,47 @@ def read_jsonl(path: str) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def load_task_rows(raw_folder: str, selection_fraction: float, seed: int) -> tuple[dict, list[dict], list[dict]]:
-    """(task spec, training rows, selection rows): the selection split is a seeded share of the training split,
-    drawn by the function finetune_final draws its early-stopping rows with; Agora's baseline uses the same rows."""
+@dataclass
+class TaskSplits:
+    """A task's spec and its training split cut into three disjoint shares."""
+    spec: dict
+    train: list[dict]       # trained on; Agora adds its teacher-labelled points to these
+    selection: list[dict]   # ranks the sets and gives the errors psi transforms
+    pick: list[dict]        # picks the model returned (Agora's round, the baseline's epoch), nothing else
+
+
+def share_indices(num_rows: int, selection_fraction: float, pick_fraction: float,
+                  seed: int) -> tuple[list[int], list[int], list[int]]:
+    """(train, selection, pick) indices of the training split, each sorted: one seeded permutation, the selection
+    share first, then the pick share; the rest is trained on."""
+    shuffled = np.random.default_rng(seed).permutation(num_rows).tolist()
+    selection_size, pick_size = (max(1, round(fraction * num_rows)) for fraction in (selection_fraction, pick_fraction))
+    if selection_size + pick_size >= num_rows:
+        raise ValueError(f"selection fraction {selection_fraction} and pick fraction {pick_fraction} hold out "
+                         f"{selection_size + pick_size} of {num_rows} training rows: nothing is left to train on")
+    pick_end = selection_size + pick_size
+    return sorted(shuffled[pick_end:]), sorted(shuffled[:selection_size]), sorted(shuffled[selection_size:pick_end])
+
+
+def load_task_splits(raw_folder: str, selection_fraction: float, pick_fraction: float, seed: int) -> TaskSplits:
+    """The task's training split in its three shares; Agora's baseline reads the same ones."""
     import os
 
     from workflow_scripts.core.io_utils import read_json
-    from workflow_scripts.core.training import training_rows
 
     spec = read_json(os.path.join(raw_folder, "task.json"))
     rows = read_jsonl(os.path.join(raw_folder, "train.jsonl"))
-    train_ids, selection_ids = training_rows(len(rows), None, selection_fraction, seed)
-    return spec, [rows[i] for i in train_ids], [rows[i] for i in selection_ids]
+    train_ids, selection_ids, pick_ids = share_indices(len(rows), selection_fraction, pick_fraction, seed)
+    return TaskSplits(spec, [rows[i] for i in train_ids], [rows[i] for i in selection_ids],
+                      [rows[i] for i in pick_ids])
 
 
-def score_on(model, dataset, spec: dict, batch_size: int, collate_fn, device: str) -> tuple[float, np.ndarray]:
-    """(headline metric, logits) of `model` on a labelled dataset."""
+def score_on(model, dataset, spec: dict, batch_size: int, collate_fn, device: str,
+             share: str = "selection") -> tuple[float, np.ndarray]:
+    """(headline metric, logits) of `model` on a labelled dataset (`share` names it in the progress bar)."""
     from workflow_scripts.core.metrics import compute_metrics
     from workflow_scripts.core.inference import predict_logits
 
-    logits = predict_logits(model, dataset, batch_size, collate_fn, device, description="selection split")
+    logits = predict_logits(model, dataset, batch_size, collate_fn, device, description=f"{share} share")
     headline = spec["metrics"][0]
     return compute_metrics([headline], logits, np.asarray(dataset["labels"]))[headline], logits

@@ -200,6 +200,10 @@ def _check_agora(params) -> None:
             raise ParamsError(f"params.yaml: 'agora.tasks[{position}]': {task!r} is not in 'tasks'")
     if agora["psi"] == "lexical" and not (agora["lexical"]["word_dropout"] or agora["lexical"]["swaps"]):
         raise ParamsError("params.yaml: 'agora.lexical': word_dropout 0 and swaps 0 would copy the errors unchanged")
+    if agora["selection_fraction"] + agora["pick_fraction"] >= 1:
+        raise ParamsError(f"params.yaml: 'agora.pick_fraction': with 'agora.selection_fraction' it holds out "
+                          f"{agora['selection_fraction'] + agora['pick_fraction']:g} of the training split: the two "
+                          "shares together must leave rows to train on (their sum below 1)")
     student = agora["student"]
     if student.startswith("bort_") and student not in AGORA_STUDENT_ALIASES:
         raise ParamsError(f"params.yaml: 'agora.student': unknown alias {student!r} "
@@ -298,8 +302,10 @@ FPTAS_KEYS = {**_keys("bort.fptas", ("steps", "hyperparameter_sets", "warmup_rat
                                      "dropout", "heldout_batch_size", "seq_len", "latency_repeats", "latency_warmup")),
               "mask_probability": "bort.corpus.mask_probability", "seed": "seed"}
 SELECTION_KEYS = _keys("bort.fptas", ("inference_cost", "epsilon", "representative"))
-AGORA_STUDENT_KEYS = {"max_length": "data.max_length", "selection_fraction": "agora.selection_fraction",
-                      "seed": "seed", **_keys("agora", ("epochs", "max_grad_norm", "adam_epsilon")),
+# The run's seed is not here: it is the rule's {seed} wildcard, one of agora.seeds (as the head-pruning chains').
+AGORA_STUDENT_KEYS = {"max_length": "data.max_length",
+                      **_keys("agora", ("selection_fraction", "pick_fraction", "epochs", "max_grad_norm",
+                                        "adam_epsilon")),
                       "init_range": "agora.classifier.init_range", "dropout": "agora.classifier.dropout",
                       "eval_batch_size": "evaluate.batch_size"}
 AGORA_LOOP_KEYS = {"grid": "agora.hyperparameter_grid", **_keys("agora", (

@@ -8,8 +8,9 @@ is a folder under <output>.rounds/round_NN (moved into <output>/rounds at the en
     added.jsonl  the teacher-labelled points added after the round (with the dev point each came from)
     model/       the round's best model
 A round's folder appears whole or not at all, so a killed run started again with the same inputs, code and
-hyperparameters resumes after the last finished round. The output folder holds the best model over all rounds
-(selection split) and agora.json (the rounds, wall time, training examples).
+hyperparameters resumes after the last finished round. The output folder holds the model returned (the round
+model that scores best on the pick share, a held-out share of the training split nothing else reads) and
+agora.json (which round was returned, every round's selection and pick scores, wall time, training examples).
 """
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """Stage finetune_plain: Agora's baseline at equal compute. The same student, with the same classification head,
 fine-tuned plainly on the original training rows with the best single set of the grid (the best of Agora's
 first round, where every set trained on the same data), for as many training examples as Agora's models saw
-in all its rounds together. It is scored on the selection split after every epoch and keeps its best epoch,
-so both sides select on the same rows and neither ever looks at dev (workflow_scripts/agora/run.py).
+in all its rounds together, from the same seed. It is scored on the pick share after every epoch and keeps its
+best epoch: the rule by which Agora picks the round it returns, on the same rows, and neither ever looks at dev
+(workflow_scripts/agora/run.py).
 
-Writes a Hugging Face folder and plain.json (the set, epochs, training examples, wall time, scores).
+Writes a Hugging Face folder and plain.json (the set, epochs, training examples, wall time, pick scores).
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ def main(argv=None) -> None:
     logger, device = start_stage(execution, paths, config)
     model, tokenizer, record = plain_finetune(paths.student, paths.agora, paths.raw, config, logger, device)
     save_checkpoint(model.cpu(), tokenizer, paths.output, extra_json={"plain.json": record})
-    logger.info("wrote %s: selection %s %.4f at step %s, %.0f s", paths.output, record["selection_metric"],
-                record["best_selection_score"], record["best_step"], record["seconds"])
+    logger.info("wrote %s: pick %s %.4f at step %s, %.0f s", paths.output, record["metric"],
+                record["best_pick_score"], record["best_step"], record["seconds"])
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Stages agora_rounds and agora_compare: what Agora did, round by round, and how it compares with the plain
 fine-tune of the same student at equal compute.
 
-    agora_report rounds   the dev score of every round's best model and the training-set size per round (two DVC
-                          plots) and a figure of both. Dev is scored here for the report only: Agora selected on
-                          its selection split.
-    agora_report compare  one row per task: dev headline metric of Agora and of the plain fine-tune, their wall
-                          times and training examples, the points Agora added, its rounds (markdown, a page and a
-                          DVC metrics file).
+    agora_report rounds   the dev score of every round's model and the training-set size per round (two DVC
+                          plots) and a figure of both. Dev is scored here for the report only: Agora ranked sets
+                          on its selection share and picked the round it returns on its pick share.
+    agora_report compare  per task, the mean and std over seeds of Agora's and the plain fine-tune's headline
+                          metric on dev (and test when labelled) and of their paired difference, then one row per
+                          seed with what each run did (markdown, two CSVs, a page and a DVC metrics file).
 
 `agora_report rounds --help` and `agora_report compare --help` list each mode's flags. The logic is
 workflow_scripts.reports.agora.
@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 
 from workflow_scripts.pipeline.cli import Execution, parse_stage_args, start_stage
-from workflow_scripts.reports.agora import comparison_report, comparison_table, round_table, rounds_report
+from workflow_scripts.reports.agora import comparison_report, round_table, rounds_report, seed_table
 from workflow_scripts.reports.render import write_outputs
 
 
@@ -39,19 +39,21 @@ class DevScoring:
 
 @dataclass
 class ComparePaths:
-    """compare: per task, in the same order, Agora's and the plain fine-tune's folders and evaluations."""
-    agora: list[str] = field(metadata={"help": "agora_finetune output folders"})
+    """compare: per task and seed, in the same order, Agora's and the plain fine-tune's folders and evaluations."""
+    agora: list[str] = field(metadata={"help": "agora_finetune output folders, one per task and seed"})
     plain: list[str] = field(metadata={"help": "finetune_plain folders, in the order of --agora"})
     agora_metrics: list[str] = field(metadata={"help": "evaluate metrics of the Agora models"})
     plain_metrics: list[str] = field(metadata={"help": "evaluate metrics of the plain models"})
-    output: str = field(metadata={"help": "markdown table"})
+    output: str = field(metadata={"help": "markdown tables (over seeds, per seed)"})
+    output_csv: str = field(metadata={"help": "CSV: per task and split, mean and std over seeds"})
+    output_seeds_csv: str = field(metadata={"help": "CSV: one row per task, seed and split"})
     output_html: str = field(metadata={"help": "the table as a page"})
     metrics_output: str = field(metadata={"help": "DVC metrics JSON"})
 
 
 def check_compare(paths: ComparePaths, execution: Execution) -> str | None:
     if not len(paths.agora) == len(paths.plain) == len(paths.agora_metrics) == len(paths.plain_metrics):
-        return "--agora, --plain, --agora-metrics and --plain-metrics must list the same tasks, in the same order"
+        return "--agora, --plain, --agora-metrics and --plain-metrics must list the same runs, in the same order"
     return None
 
 
@@ -66,8 +68,9 @@ def rounds(argv) -> None:
 def compare(argv) -> None:
     paths, execution = parse_stage_args(__doc__, [ComparePaths, Execution], argv, check=check_compare)
     start_stage(execution, paths)
-    table = comparison_table(paths.agora, paths.plain, paths.agora_metrics, paths.plain_metrics)
-    write_outputs(comparison_report(table, paths.output, paths.output_html, paths.metrics_output))
+    seeds = seed_table(paths.agora, paths.plain, paths.agora_metrics, paths.plain_metrics)
+    write_outputs(comparison_report(seeds, paths.output, paths.output_csv, paths.output_seeds_csv, paths.output_html,
+                                    paths.metrics_output))
 
 
 MODES = {"rounds": rounds, "compare": compare}
