@@ -15,6 +15,7 @@ def only_task(params, task):
     """params running one task (every per-task section gets its entry)."""
     params.update(tasks=[task])
     params["head_pruning"]["tasks"] = [task]
+    params["head_pruning"]["first_seed_tasks"] = []
     params["agora"]["tasks"] = [task]
     for section in PER_TASK_SECTIONS:
         params[section]["per_task"] = {task: {}}
@@ -45,6 +46,8 @@ def test_shipped_params_and_test_config_are_valid(params):
     (lambda p: p["finetune_initial"]["per_task"].update(nope={"epochs": 1}), "'finetune_initial.per_task.nope'"),
     (lambda p: only_task(p, "mrpc").update(data={**p["data"], "glue_source": "/no/such/glue"}), "'data.glue_source'"),
     (lambda p: p["head_pruning"].update(tasks=["gen_mrpc", "sst2"]), "'head_pruning.tasks[1]': 'sst2' is not in 'tasks'"),
+    (lambda p: p["head_pruning"].update(first_seed_tasks=["sst2"]),
+     "'head_pruning.first_seed_tasks[0]': 'sst2' is not in 'tasks'"),
     (lambda p: p["auber"]["per_layer"][2].update(episodes=0), "'auber.per_layer.2.episodes'"),
     (lambda p: p["finetune_final"]["default"].update(patience=0), "'finetune_final.default.patience'"),
     (lambda p: p["finetune_initial"]["per_task"].pop("gen_cola"), "'finetune_initial.per_task' has no entry for task 'gen_cola'"),
