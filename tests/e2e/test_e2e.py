@@ -174,7 +174,8 @@ def test_dvc_repro_reruns_only_the_task_whose_parameter_changed(repo):
 
 
 CHAIN_RULES = {"finetune_layer", "finetune_final", "evaluate_chain", "report_layers", "compare_methods",
-               "compare_methods_first_seed", "compare_methods_competitors_all_seeds", "model_table"}
+               "compare_methods_first_seed", "compare_methods_competitors_all_seeds", "compare_methods_tasks_first_seed",
+               "model_table"}
 
 
 def test_a_layer_parameter_reruns_that_layer_and_above_through_dvc(repo):
@@ -184,7 +185,7 @@ def test_a_layer_parameter_reruns_that_layer_and_above_through_dvc(repo):
                          for stage, suffix in (("prune_layer", "-1"), ("finetune_layer", "-1"), ("finetune_final", ""),
                                                ("evaluate_chain", ""), ("report_layers", ""))}
     comparison = {"compare_methods", "compare_methods_first_seed", "compare_methods_competitors_all_seeds",
-                  "model_table-first_seed", "model_table-all_seeds"}
+                  "compare_methods_tasks_first_seed", "model_table-first_seed", "model_table-all_seeds"}
     # DVC compares contents: a stage whose inputs came out byte-identical (the same heads pruned) is skipped
     assert "prune_layer-gen_mrpc-auber-0-1" in ran and ran <= layer_1_and_above | comparison
     # Snakemake compares timestamps: it may rerun what DVC skipped, once, and nothing below layer 1
