@@ -115,9 +115,9 @@ rule agora_rounds:
 
 
 # ---- agora_compare: Agora against the plain fine-tune, per task mean +- std over seeds and paired by seed -------
-def agora_runs(pattern):
-    """One path per (task, seed), tasks outer: the order the report's lists share."""
-    return [pattern.format(task=task, seed=seed) for task in AGORA_TASKS for seed in AGORA_SEEDS]
+def agora_runs(pattern, seeds=None):
+    """One path per (task, seed) of `seeds` (default: agora.seeds), tasks outer: the order the report's lists share."""
+    return [pattern.format(task=task, seed=seed) for task in AGORA_TASKS for seed in (seeds or AGORA_SEEDS)]
 
 
 rule agora_compare:

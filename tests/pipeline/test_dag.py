@@ -179,22 +179,23 @@ def bort_candidate_jobs(tmp_path, **fptas_changes):
     return sorted(output.split("/")[-2] for rule, output in jobs if rule == "fptas_candidate_train"), jobs
 
 
+MINILM_HALF_DEPTH = {"depth": 3, "heads": 12, "hidden": 384, "intermediate": 1536}
+
+
 def test_the_search_has_one_job_per_valid_candidate_and_reference(tmp_path):
     from workflow_scripts.bort.fptas import search_space
 
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     valid, skipped = search_space(params["bort"]["search_space"])
-    tags, jobs = bort_candidate_jobs(tmp_path)
-    references = [f"D{r['depth']}_A{r['heads']}_H{r['hidden']}_I{r['intermediate']}"
-                  for r in params["bort"]["fptas"]["references"]]
-    assert tags == sorted([c.tag for c in valid] + references)
+    tags, jobs = bort_candidate_jobs(tmp_path, epsilon=1, references=[MINILM_HALF_DEPTH])
+    assert tags == sorted([c.tag for c in valid] + ["D3_A12_H384_I1536"])
     assert len(valid) == 16 and len(skipped) == 8  # the README's count for the embedded default
     assert not any(c.tag in tags for c in skipped)
     assert [rule for rule, _ in jobs].count("fptas_teacher_cost") == 1
 
 
 def test_a_larger_epsilon_trains_one_representative_per_interval(tmp_path):
-    tags, _ = bort_candidate_jobs(tmp_path, epsilon=4, representative="first")
+    tags, _ = bort_candidate_jobs(tmp_path, epsilon=4, representative="first", references=[MINILM_HALF_DEPTH])
     assert len(tags) == 16 // 4 + 1  # one per interval of 4, plus the reference
 
 
@@ -208,6 +209,15 @@ def test_agora_and_its_baseline_run_once_per_seed_and_the_comparison_reads_every
     assert outputs["evaluate_agora"] == [f"models/gen_cola/{method}/seed_{seed}/evaluate/metrics.json"
                                          for method in ("agora", "bort_plain") for seed in (0, 3)]
     assert not any(rule in ("evaluate", "evaluate_chain") and "agora" in output for rule, output in jobs)
+
+
+def test_main_runs_agora_and_its_baseline_on_the_first_seed_and_leaves_the_comparison_to_all(tmp_path):
+    workdir = symlinked_workflow(tmp_path, agora={"tasks": ["gen_cola"], "seeds": [4, 0, 3]})
+    main_jobs = planned_jobs(workdir, "main")
+    assert sorted(output for rule, output in main_jobs if rule in ("agora_finetune", "finetune_plain")) == [
+        "models/gen_cola/agora/seed_4/agora_finetune", "models/gen_cola/bort_plain/seed_4/finetune_plain"]
+    assert "agora_compare" not in {rule for rule, _ in main_jobs}
+    assert "agora_compare" in {rule for rule, _ in planned_jobs(workdir, "all")}
 
 
 def test_dvc_tracks_agoras_shares_and_takes_the_seed_from_the_stage_path():
