@@ -217,6 +217,9 @@ def test_main_runs_agora_and_its_baseline_on_the_first_seed_and_leaves_the_compa
     assert sorted(output for rule, output in main_jobs if rule in ("agora_finetune", "finetune_plain")) == [
         "models/gen_cola/agora/seed_4/agora_finetune", "models/gen_cola/bort_plain/seed_4/finetune_plain"]
     assert "agora_compare" not in {rule for rule, _ in main_jobs}
+    # the base model is fine-tuned on the tasks main's methods use (gen_cola), every task in `all`
+    assert sorted(output for rule, output in main_jobs if rule == "finetune_initial") == [
+        "models/gen_cola/base/finetune_initial"]
     assert "agora_compare" in {rule for rule, _ in planned_jobs(workdir, "all")}
 
 
