@@ -72,11 +72,15 @@ def main() -> None:
     parser.add_argument("--corpus", default="data/corpus/tokenized", help="prepare_corpus' folder")
     parser.add_argument("--architecture", default="D2_A4_H128_I256", help="the student's <D, A, H, I> tag")
     parser.add_argument("--batch-size", type=int, default=32, help="a batch size the cache holds a stream of")
-    parser.add_argument("--temperature", type=float, default=2.0, help="a temperature the cache holds")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="a temperature the cache holds (default: bort.pretrain.temperature of params.yaml)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per variant per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the three variants")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a pretraining job's)")
     args = parser.parse_args()
+    if args.temperature is None:
+        import yaml
+        args.temperature = float(yaml.safe_load(open("params.yaml"))["bort"]["pretrain"]["temperature"])
 
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
