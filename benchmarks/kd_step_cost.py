@@ -30,6 +30,7 @@ from workflow_scripts.bort.teacher_outputs import TeacherOutputs, teacher_top_k 
 from workflow_scripts.core.latency import cpu_model_name  # noqa: E402
 from workflow_scripts.core.training import build_optimizer  # noqa: E402
 from workflow_scripts.data.corpus import load_corpus, training_batches  # noqa: E402
+from workflow_scripts.pipeline.params import load_params  # noqa: E402
 
 VARIANTS = ("mlm", "kd_online", "kd_cached")
 
@@ -78,9 +79,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the three variants")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a pretraining job's)")
     args = parser.parse_args()
-    if args.temperature is None:
-        import yaml
-        args.temperature = float(yaml.safe_load(open("params.yaml"))["bort"]["pretrain"]["temperature"])
+    if args.temperature is None:  # the project's validated params, the one source of the pretraining temperature
+        args.temperature = float(load_params()["bort"]["pretrain"]["temperature"])
 
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
