@@ -14,6 +14,7 @@ include: "rules/finetune.smk"
 include: "rules/head_pruning.smk"
 include: "rules/bort.smk"
 include: "rules/agora.smk"
+include: "rules/dap.smk"
 
 # Reports are cheap: on a cluster they run where Snakemake runs, not as jobs.
 localrules: report_layers, compare_methods, compare_methods_first_seed, compare_methods_competitors_all_seeds,
@@ -48,6 +49,7 @@ rule all:
         AGORA_REPORTS,
         "results/models/first_seed/table.md",
         "results/models/all_seeds/table.md",
+        dap_reports(),
 
 
 rule main:
@@ -57,6 +59,7 @@ rule main:
         BORT_REPORTS,
         AGORA_FIRST_SEED_REPORTS,
         "results/models/first_seed/table.md",
+        dap_reports(first_only=True),
 
 
 def evaluated_models(scope):

@@ -127,11 +127,14 @@ class Gates(nn.Module):
     `gates[l]` has shape (n_l,): n_l = heads (or FFN neurons) currently in layer l, so layers of different
     sizes work. `original_ids[l][j]` is the original id of gate j. Use as a context manager, or call
     `remove()`; `gates[l].grad` after backward is the importance of each head/neuron.
+    `transform` (e.g. torch.sigmoid) maps the parameters to the gate values the hook multiplies in: the parameters
+    are then logits (architecture parameters alpha: gate = sigmoid(alpha)); `values()` gives the gates.
     """
 
     def __init__(self, targets: list[nn.Linear], original_ids: list[list[int]], original_count: int,
-                 group_size: int, init: float, requires_grad: bool):
+                 group_size: int, init: float, requires_grad: bool, transform=None):
         super().__init__()
+        self.transform = transform
         self.original_ids = original_ids
         self.original_count = original_count  # heads (neurons) per layer before any pruning
         self.group_size = group_size  # input features per gate: head_size for heads, 1 for neurons
@@ -150,13 +153,21 @@ class Gates(nn.Module):
 
     def _hook_for(self, layer_index: int):
         def scale_input(module, args):
-            gate = self.gates[layer_index]  # (n,)
+            gate = self.value(layer_index)  # (n,)
             if gate.numel() == 0:
                 return None  # empty layer: nothing to scale
             x = args[0]  # (B, T, n * group_size)
             x = x.unflatten(-1, (gate.numel(), self.group_size)) * gate.to(x.dtype)[:, None]  # (B, T, n, g)
             return (x.flatten(-2), *args[1:])
         return scale_input
+
+    def value(self, layer_index: int) -> torch.Tensor:
+        """The gate values of one layer (the parameters, or their transform)."""
+        gate = self.gates[layer_index]
+        return gate if self.transform is None else self.transform(gate)
+
+    def values(self) -> list[torch.Tensor]:
+        return [self.value(i) for i in range(len(self.gates))]
 
     def close(self, ids_by_layer: dict[int, list[int]]) -> None:
         """Set the gates of the given original ids to 0 (e.g. to simulate pruning them)."""
@@ -200,7 +211,7 @@ class FFNGates(Gates):
     """Gates on FFN intermediate neurons (group_size = 1)."""
 
 
-def attach_head_gates(model: nn.Module, init: float = 1.0, requires_grad: bool = True) -> HeadGates:
+def attach_head_gates(model: nn.Module, init: float = 1.0, requires_grad: bool = True, transform=None) -> HeadGates:
     """Gate every attention head's output before `attention.output.dense`; works for eager and sdpa."""
     layers = encoder_layers(model)
     return HeadGates(
@@ -210,10 +221,11 @@ def attach_head_gates(model: nn.Module, init: float = 1.0, requires_grad: bool =
         group_size=layers[0].attention.self.attention_head_size,
         init=init,
         requires_grad=requires_grad,
+        transform=transform,
     )
 
 
-def attach_ffn_gates(model: nn.Module, init: float = 1.0, requires_grad: bool = True) -> FFNGates:
+def attach_ffn_gates(model: nn.Module, init: float = 1.0, requires_grad: bool = True, transform=None) -> FFNGates:
     """Gate every FFN intermediate neuron (after the activation) before the FFN `output.dense`."""
     layers = encoder_layers(model)
     return FFNGates(
@@ -223,6 +235,7 @@ def attach_ffn_gates(model: nn.Module, init: float = 1.0, requires_grad: bool = 
         group_size=1,
         init=init,
         requires_grad=requires_grad,
+        transform=transform,
     )
 
 

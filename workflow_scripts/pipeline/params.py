@@ -95,6 +95,7 @@ def validate_params(params) -> None:
     _check_glue_source(params)
     _check_bort(params["bort"])
     _check_agora(params)
+    _check_dap(params)
 
 
 def _check_tasks(params) -> None:
@@ -212,6 +213,12 @@ def _check_agora(params) -> None:
     if student in AGORA_STUDENT_ALIASES and student.removeprefix("bort_") not in objectives:
         raise ParamsError(f"params.yaml: 'agora.student': {student!r} needs "
                           f"{student.removeprefix('bort_')!r} in 'bort.pretrain.objectives'")
+
+
+def _check_dap(params) -> None:
+    for position, task in enumerate(params["dap"]["tasks"]):
+        if task not in params["tasks"]:
+            raise ParamsError(f"params.yaml: 'dap.tasks[{position}]': {task!r} is not in 'tasks'")
 
 
 def agora_checkpoint(params: dict, role: str, task: str) -> str:
@@ -380,6 +387,41 @@ def _agora_student(params: dict, wildcards, keys: dict) -> StageHparams:
                         {**hparams.source_keys, "extra_layer": "agora.classifier.extra_layer_tasks"})
 
 
+DISTILL_TRAINING_NAMES = ("epochs", "learning_rate", "batch_size", "weight_decay", "warmup_ratio", "max_grad_norm")
+DISTILL_LOSS_KEYS = _keys("task_distillation", ("layer_mapping", "embedding_weight", "hidden_weight", "attention_weight",
+                                                "temperature"))
+DAP_BASELINE_PREFIX = "dap_"  # dap_random, dap_importance: the baselines' method names
+
+
+def _dap_search(params: dict, wildcards) -> StageHparams:
+    """dap.search with a variant's overrides (dap.variants.<method>), the rule's ratio, the FLOPs' sequence length."""
+    overrides = params["dap"]["variants"].get(wildcards.method, {})
+    name_to_key = {name: f"dap.variants.{wildcards.method}.{name}" if name in overrides else f"dap.search.{name}"
+                   for name in params["dap"]["search"]}
+    name_to_key.update({"seed": "seed", "seq_len": "evaluate.cost.seq_len",
+                        "attn_implementation": "model.attn_implementation"})
+    hparams = hparams_from_keys(params, name_to_key)
+    tracked = {*hparams.tracked_keys, "dap.ratios"} | ({f"dap.variants.{wildcards.method}"} if overrides else set())
+    return StageHparams({**hparams, "target_ratio": float(wildcards.ratio)},
+                        {**hparams.source_keys, "target_ratio": "dap.ratios"}, tracked)
+
+
+def _dap_select(params: dict, wildcards) -> StageHparams:
+    hparams = hparams_from_keys(params, {"seed": "seed", "batch_size": "evaluate.batch_size",
+                                         "attn_implementation": "model.attn_implementation"})
+    method = wildcards.method.removeprefix(DAP_BASELINE_PREFIX)
+    return StageHparams({"method": method, **hparams}, {"method": "dap.baselines", **hparams.source_keys})
+
+
+def _distill_task(objective: str):
+    def hparams(params: dict, wildcards) -> StageHparams:
+        keys = {**_keys(f"task_distillation.{objective}", DISTILL_TRAINING_NAMES), **DISTILL_LOSS_KEYS,
+                "seed": "seed", "attn_implementation": "model.attn_implementation"}
+        values = hparams_from_keys(params, keys)
+        return StageHparams({"objective": objective, **values}, values.source_keys)
+    return hparams
+
+
 _FINETUNE_EXTRA = {"attn_implementation": "model.attn_implementation", "eval_batch_size": "evaluate.batch_size"}
 RULE_HPARAMS = {
     "fetch_model": lambda p, w: hparams_from_keys(p, {"name": "model.name", "random_init": "model.random_init",
@@ -405,6 +447,11 @@ RULE_HPARAMS = {
     "finetune_plain": lambda p, w: _agora_student(p, w, AGORA_STUDENT_KEYS),
     "agora_rounds": lambda p, w: hparams_from_keys(p, EVALUATE_KEYS),
     "model_table": lambda p, w: hparams_from_keys(p, COST_KEYS),
+    "dap_search": _dap_search,
+    "dap_select": _dap_select,
+    "distill_intermediate": _distill_task("intermediate"),
+    "distill_prediction": _distill_task("prediction"),
+    "dap_report": lambda p, w: hparams_from_keys(p, COST_KEYS),
 }
 
 

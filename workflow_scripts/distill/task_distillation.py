@@ -1,0 +1,147 @@
+"""Task distillation of a student classifier from a fine-tuned teacher, in TinyBERT's two stages:
+
+    intermediate   embedding + hidden-state + attention losses (losses.py), the student's classifier untouched
+    prediction     soft cross-entropy to the teacher's logits at a temperature
+
+Both run the project's one training loop (core/training.py) over the task's training rows: AdamW, linear warm-up
+and decay, gradient clipping. The teacher runs in eval mode under no_grad in every step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from workflow_scripts.core.inference import make_loader
+from workflow_scripts.core.training import (Callback, build_optimizer, epoch_batches, linear_schedule, run_training,
+                                            seed_everything, TrainingHistory)
+from workflow_scripts.distill.losses import (LAYER_MAPPINGS, AttentionScores, WidthProjection, attention_loss,
+                                             head_pairs, hidden_loss, layer_mapping, soft_cross_entropy)
+
+OBJECTIVES = ("intermediate", "prediction")
+
+
+@dataclass
+class DistillTraining:
+    """The optimization of a distillation run (or of the architecture search's weights)."""
+    epochs: int = field(metadata={"help": "passes over the training rows"})
+    learning_rate: float = field(metadata={"help": "peak AdamW learning rate"})
+    batch_size: int = field(metadata={"help": "examples per optimizer step"})
+    weight_decay: float = field(metadata={"help": "AdamW weight decay (not on biases and LayerNorm weights)"})
+    warmup_ratio: float = field(metadata={"help": "share of the steps with linear warm-up, then linear decay to 0"})
+    max_grad_norm: float = field(metadata={"help": "global gradient-norm clip"})
+    seed: int = field(metadata={"help": "seeds shuffling and dropout"})
+
+
+@dataclass
+class DistillLosses:
+    """TinyBERT's losses: which layers pair up, their weights, the prediction temperature."""
+    layer_mapping: str = field(metadata={"choices": list(LAYER_MAPPINGS), "help": "student layer m <- teacher g(m)"})
+    embedding_weight: float = field(metadata={"help": "weight of the embedding-layer MSE"})
+    hidden_weight: float = field(metadata={"help": "weight of the hidden-state MSE (summed over layers)"})
+    attention_weight: float = field(metadata={"help": "weight of the attention-score MSE (summed over layers)"})
+    temperature: float = field(metadata={"help": "temperature of the prediction soft cross-entropy"})
+
+
+class DistillationPair(nn.Module):
+    """The student and the projections trained with it (what the optimizer and the gradient clip see); the teacher
+    is held outside the module tree, frozen."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module):
+        super().__init__()
+        self.student = student
+        self.projection = WidthProjection(student.config.hidden_size, teacher.config.hidden_size)
+        self._teacher = [teacher]
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self._teacher[0]
+
+
+def _inputs(batch: dict) -> dict:
+    return {name: tensor for name, tensor in batch.items() if name != "labels"}
+
+
+class IntermediateObjective:
+    """loss_fn of run_training for the intermediate stage (embedding, hidden states, attention scores)."""
+
+    def __init__(self, pair: DistillationPair, losses: DistillLosses):
+        student, teacher = pair.student, pair.teacher
+        student_depth, teacher_depth = student.config.num_hidden_layers, teacher.config.num_hidden_layers
+        self.mapping = layer_mapping(student_depth, teacher_depth, losses.layer_mapping)
+        self.heads = [head_pairs(student, teacher, m, g - 1) for m, g in enumerate(self.mapping)]
+        self.losses = losses
+        self.student_scores, self.teacher_scores = AttentionScores(student), AttentionScores(teacher)
+
+    def __call__(self, pair: DistillationPair, batch: dict):
+        inputs, mask = _inputs(batch), batch["attention_mask"]
+        with torch.no_grad():
+            teacher_hidden = pair.teacher(**inputs, output_hidden_states=True).hidden_states
+            teacher_scores = self.teacher_scores.per_layer()
+        student_hidden = pair.student(**inputs, output_hidden_states=True).hidden_states
+        student_scores = self.student_scores.per_layer()
+        embedding = hidden_loss(pair.projection(student_hidden[0]), teacher_hidden[0], mask)
+        hidden = sum(hidden_loss(pair.projection(student_hidden[m + 1]), teacher_hidden[g], mask)
+                     for m, g in enumerate(self.mapping))
+        attention = embedding.new_zeros(())
+        for m, g in enumerate(self.mapping):
+            student_heads, teacher_heads = self.heads[m]
+            if student_heads:
+                attention = attention + attention_loss(student_scores[m][:, student_heads],
+                                                       teacher_scores[g - 1][:, teacher_heads], mask)
+        loss = (self.losses.embedding_weight * embedding + self.losses.hidden_weight * hidden
+                + self.losses.attention_weight * attention)
+        return loss, {"embedding": embedding.item(), "hidden": float(hidden.detach()), "attention": attention.item()}
+
+    def close(self) -> None:
+        self.student_scores.close()
+        self.teacher_scores.close()
+
+
+class PredictionObjective:
+    """loss_fn of run_training for the prediction stage."""
+
+    def __init__(self, losses: DistillLosses):
+        self.temperature = losses.temperature
+
+    def __call__(self, pair: DistillationPair, batch: dict):
+        inputs = _inputs(batch)
+        with torch.no_grad():
+            teacher_logits = pair.teacher(**inputs).logits
+        loss = soft_cross_entropy(pair.student(**inputs).logits, teacher_logits, self.temperature)
+        return loss, {"soft_cross_entropy": loss.item()}
+
+    def close(self) -> None:
+        pass
+
+
+def training_setup(model: nn.Module, dataset, collate_fn, training: DistillTraining):
+    """(batches, optimizer, scheduler, total steps) of `training.epochs` passes over a shuffled dataset."""
+    loader = make_loader(dataset, training.batch_size, collate_fn, shuffle=True, seed=training.seed)
+    total_steps = training.epochs * len(loader)
+    optimizer = build_optimizer(model, training.learning_rate, training.weight_decay)
+    scheduler = linear_schedule(optimizer, total_steps, math.ceil(training.warmup_ratio * total_steps))
+    return epoch_batches(loader, training.epochs), optimizer, scheduler, total_steps
+
+
+def distill(student: nn.Module, teacher: nn.Module, dataset, collate_fn, objective: str, training: DistillTraining,
+            losses: DistillLosses, device: str = "cpu", callbacks: list[Callback] = ()) -> TrainingHistory:
+    """One stage of task distillation of `student` (in place) from `teacher` on `dataset`'s rows."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown distillation objective {objective!r} (known: {', '.join(OBJECTIVES)})")
+    seed_everything(training.seed)
+    pair = DistillationPair(student, teacher).to(device)
+    teacher.to(device).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    student.train()
+    loss_fn = IntermediateObjective(pair, losses) if objective == "intermediate" else PredictionObjective(losses)
+    batches, optimizer, scheduler, total_steps = training_setup(pair, dataset, collate_fn, training)
+    try:
+        return run_training(pair, batches, loss_fn, optimizer, total_steps=total_steps, scheduler=scheduler,
+                            max_grad_norm=training.max_grad_norm, device=device, callbacks=callbacks,
+                            description=f"distill ({objective})")
+    finally:
+        loss_fn.close()
