@@ -3,6 +3,7 @@
 #   models/{task}/dap/ratio_{R}/search                     <- dap_search (alpha and weights; the pruned model)
 #   models/{task}/dap_{variant}/ratio_{R}/search           <- dap_search with dap.variants' overrides (ablations)
 #   models/{task}/dap_{random,importance}/ratio_{R}/select <- dap_select (the search's head and FFN counts)
+#   data/{task}/augmented/{raw,tokenized}                  <- augment_task, tokenize_augmented (when asked for)
 #   models/{task}/{method}/ratio_{R}/distill_intermediate  <- distill_intermediate (TinyBERT's first stage)
 #   models/{task}/{method}/ratio_{R}/distill_prediction    <- distill_prediction (its second stage)
 #   models/{task}/{method}/ratio_{R}/evaluate/metrics.json <- evaluate_dap (dev, and test when labelled)
@@ -15,6 +16,7 @@ DAP_RATIOS = [f"{ratio:g}" for ratio in DAP["ratios"]]
 DAP_SEARCHES = ["dap", *DAP["variants"]]
 DAP_BASELINES = [f"dap_{baseline}" for baseline in DAP["baselines"]]
 DAP_METHODS = [*DAP_SEARCHES, *DAP_BASELINES]
+AUGMENTATION = config["task_distillation"]["augmentation"]
 
 
 def dap_runs(pattern, tasks=None, ratios=None, methods=None):
@@ -33,8 +35,54 @@ def pruned_start(wildcards):
     return f"models/{wildcards.task}/{wildcards.method}/ratio_{wildcards.ratio}/{stage}"
 
 
+def distillation_data(wildcards):
+    """The tokenized task, or its masked-LM augmentation when task_distillation.augmentation asks for variants."""
+    augmented = AUGMENTATION["variants_per_example"] > 0
+    return f"data/{wildcards.task}/augmented/tokenized" if augmented else f"data/{wildcards.task}/tokenized"
+
+
 wildcard_constraints:
     ratio=r"0\.\d+",
+
+
+# ---- augment_task: TinyBERT's masked-LM augmentation of the training split (task_distillation.augmentation) ----
+rule augment_task:
+    input:
+        raw="data/{task}/raw",
+        masked_lm=AUGMENTATION["masked_lm"],
+        code=code("augment_task"),
+    output:
+        directory("data/{task}/augmented/raw"),
+    params:
+        hp=hparams("augment_task"),
+    log:
+        "logs/augment_task/{task}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "{PYTHON} -m workflow_scripts.stages.augment_task --raw {input.raw} --masked-lm {input.masked_lm} "
+        "--output {output} {params.hp} --threads {threads} --log-file {log}"
+
+
+# ---- tokenize_augmented: the augmented splits tokenized like the task's own ------------------------------------
+rule tokenize_augmented:
+    input:
+        raw="data/{task}/augmented/raw",
+        tokenizer="models/base",
+        code=code("tokenize_task"),
+    output:
+        directory("data/{task}/augmented/tokenized"),
+    params:
+        hp=hparams("tokenize_augmented"),
+    log:
+        "logs/tokenize_augmented/{task}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    shell:
+        "{PYTHON} -m workflow_scripts.stages.tokenize_task --raw {input.raw} --tokenizer {input.tokenizer} "
+        "--output {output} {params.hp} --threads {threads} --log-file {log}"
 
 
 # ---- dap_search: alpha (sigmoid masks on heads and FFN units) and weights together, the target moving 1 -> R ----
@@ -93,7 +141,7 @@ rule distill_intermediate:
     input:
         student=pruned_start,
         teacher="models/{task}/base/finetune_initial",
-        data="data/{task}/tokenized",
+        data=distillation_data,
         code=code("distill_task"),
     output:
         directory("models/{task}/{method}/ratio_{ratio}/distill_intermediate"),
@@ -116,7 +164,7 @@ rule distill_prediction:
     input:
         student="models/{task}/{method}/ratio_{ratio}/distill_intermediate",
         teacher="models/{task}/base/finetune_initial",
-        data="data/{task}/tokenized",
+        data=distillation_data,
         code=code("distill_task"),
     output:
         directory("models/{task}/{method}/ratio_{ratio}/distill_prediction"),

@@ -107,3 +107,31 @@ def test_distillation_stage_lowers_its_loss(objective):
     assert sum(history.losses[-4:]) < sum(history.losses[:4])
     if objective == "intermediate":
         assert set(history.step_details[0]) == {"embedding", "hidden", "attention"}
+
+
+def test_cached_teacher_outputs_equal_the_online_ones_on_valid_positions():
+    from workflow_scripts.distill.teacher_cache import IndexedRows, TeacherCache, model_inputs
+
+    teacher = tiny_classifier()
+    generator = torch.Generator().manual_seed(0)
+    rows = [{"input_ids": torch.randint(3, 50, (length,), generator=generator).tolist(), "attention_mask": [1] * length,
+             "labels": 0} for length in (3, 6, 4, 5)]
+
+    def pad(batch):
+        length = max(len(row["input_ids"]) for row in batch)
+        return {key: torch.tensor([row[key] + [0] * (length - len(row[key])) if isinstance(row[key], list) else row[key]
+                                   for row in batch]) for key in batch[0]}
+    cache = TeacherCache(teacher, rows, pad, batch_size=2, device="cpu", states=True)
+    assert cache.states and not TeacherCache(teacher, rows, pad, 2, "cpu", states=True, max_bytes=0).states
+    batch = pad([IndexedRows(rows)[i] for i in (2, 0, 1)])  # lengths 4, 3, 6: padded to 6
+    mask = batch["attention_mask"].bool()
+    with AttentionScores(teacher) as capture, torch.no_grad():
+        online = teacher(**model_inputs(batch), output_hidden_states=True)
+        online_scores = capture.per_layer()
+    torch.testing.assert_close(cache.batch_logits(batch["row"]), online.logits)
+    for cached, reference in zip(cache.batch_hidden(batch["row"], 6), online.hidden_states):
+        torch.testing.assert_close(cached[mask], reference[mask])
+        assert (cached[~mask] == 0).all()
+    pairs = (mask[:, :, None] & mask[:, None, :])[:, None].expand_as(online_scores[0])
+    for cached, reference in zip(cache.batch_scores(batch["row"], 6), online_scores):
+        torch.testing.assert_close(cached[pairs], reference[pairs])

@@ -66,7 +66,7 @@ def test_snakemake_builds_every_stage_with_checkpoints_metrics_and_logs(built, t
     assert comparison in embedded and b"<table" in comparison and b">auber<" in comparison
     assert (repo / "results/bort/fptas/candidates.svg").read_bytes() in embedded
     assert all(category in page for category in ("Head pruning comparison", "Per-layer", "Bort", "Agora",
-                                                 "All models"))
+                                                 "All models", "Architecture pruning"))
     for task in ("gen_mrpc", "gen_cola"):
         checkpoint = repo / "models" / task / "base" / "finetune_initial"
         assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "config.json").is_file()
@@ -161,6 +161,29 @@ def test_agora_fine_tunes_the_distilled_student_with_rounds_plots_and_its_plain_
     first_seed = json.loads((repo / "results/models/first_seed/models_metrics.json").read_text())
     assert "gen_mrpc/agora (seed 0)" in first_seed and "gen_mrpc/agora (seed 1)" not in first_seed
     assert "results/agora/gen_mrpc/seed_1/dev_per_round.csv" in run(DVC + ["plots", "show", "--json"], repo).stdout
+
+
+def test_dap_prunes_to_the_ratio_and_its_baselines_match_its_flops(built):
+    repo = built
+    run_folder = repo / "models/gen_mrpc/dap/ratio_0.5"
+    search = json.loads((run_folder / "search/search.json").read_text())
+    assert search["alpha_entries_updated"] > 0 and search["trajectory"][-1]["target"] == 0.5
+    assert 0.5 * (1 - 0.05) <= search["architecture"]["ratio"] <= 0.5 * (1 + 0.05)  # tiny.yaml: tolerance 0.05
+    for baseline in ("random", "importance"):
+        selection = json.loads((repo / f"models/gen_mrpc/dap_{baseline}/ratio_0.5/select/selection.json").read_text())
+        assert selection["flops"] == search["architecture"]["flops"]
+    for method in ("dap", "dap_fixed_ratio", "dap_random", "dap_importance"):
+        folder = repo / f"models/gen_mrpc/{method}/ratio_0.5"
+        log = json.loads((folder / "distill_intermediate/training_log.json").read_text())
+        assert log["objective"] == "intermediate" and set(log["loss_terms"][0]) == {"embedding", "hidden", "attention"}
+        assert json.loads((folder / "distill_prediction/config.json").read_text())["compression"]["format_version"] == 1
+        assert "accuracy" in json.loads((folder / "evaluate/metrics.json").read_text())["validation"]
+    report = (repo / "results/dap/gen_mrpc/ratio_0.5/report.md").read_text()
+    for method in ("unpruned", "dap", "dap_fixed_ratio", "dap_random", "dap_importance"):
+        assert f"| {method} |" in report
+    inspected = run([sys.executable, "-m", "workflow_scripts.tools.inspect",
+                     "models/gen_mrpc/dap/ratio_0.5/distill_prediction", "--json"], repo)
+    assert json.loads(inspected.stdout)["heads_per_layer"] == [len(h) for h in search["architecture"]["heads_kept"]]
 
 
 def test_dvc_repro_reruns_only_the_task_whose_parameter_changed(repo):

@@ -169,16 +169,16 @@ class SearchOptimizer:
 class SearchObjective:
     """loss_fn of run_training: L_arch on a batch, with the target of the current step."""
 
-    def __init__(self, teacher: nn.Module, soft: SoftArchitecture, full_flops: float, total_steps: int,
+    def __init__(self, teacher_logits, soft: SoftArchitecture, full_flops: float, total_steps: int,
                  config: SearchConfig):
-        self.teacher, self.soft, self.full_flops = teacher, soft, full_flops
+        self.teacher_logits, self.soft, self.full_flops = teacher_logits, soft, full_flops
         self.total_steps, self.config, self.step = total_steps, config, 0
 
     def __call__(self, model, batch: dict):
-        inputs = {name: tensor for name, tensor in batch.items() if name != "labels"}
-        with torch.no_grad():
-            teacher_logits = self.teacher(**inputs).logits
-        distillation = torch.mean((model(**inputs).logits - teacher_logits) ** 2)
+        from workflow_scripts.distill.teacher_cache import ROW_KEY, model_inputs
+
+        teacher_logits = self.teacher_logits(batch[ROW_KEY]).to(batch["input_ids"].device)
+        distillation = torch.mean((model(**model_inputs(batch)).logits - teacher_logits) ** 2)
         expected = self.soft.expected_flops(self.config.seq_len)
         ratio = expected / self.full_flops
         target = target_ratio_at(self.step, self.total_steps, self.config)
@@ -295,6 +295,7 @@ def search_architecture(student: nn.Module, teacher: nn.Module, dataset, collate
     """Search alpha and W together on `dataset` (the student, a copy of the teacher, is pruned in place) and return
     the record of the search: the architecture, its FLOPs, the trajectory and the alpha updates taken."""
     from workflow_scripts.distill.task_distillation import training_setup
+    from workflow_scripts.distill.teacher_cache import IndexedRows, TeacherCache
 
     seed_everything(training.seed)
     teacher.to(device).eval()
@@ -302,10 +303,12 @@ def search_architecture(student: nn.Module, teacher: nn.Module, dataset, collate
         parameter.requires_grad_(False)
     student.to(device).train()
     full_flops = architecture_flops(architecture_of(student), 1, config.seq_len)["total"]
+    cache = TeacherCache(teacher, dataset, collate_fn, training.batch_size, device, states=False)
     soft = SoftArchitecture(student, config.alpha_init).to(device)
-    batches, weights_optimizer, scheduler, total_steps = training_setup(student, dataset, collate_fn, training)
+    batches, weights_optimizer, scheduler, total_steps = training_setup(student, IndexedRows(dataset), collate_fn,
+                                                                        training)
     optimizer = SearchOptimizer(weights_optimizer, soft.alphas(), config)
-    objective = SearchObjective(teacher, soft, full_flops, total_steps, config)
+    objective = SearchObjective(cache.batch_logits, soft, full_flops, total_steps, config)
     trajectory = _Trajectory(soft, max(1, total_steps // 20))
     history = run_training(student, batches, objective, optimizer, total_steps=total_steps, scheduler=scheduler,
                            max_grad_norm=training.max_grad_norm, device=device, callbacks=[trajectory],

@@ -4,7 +4,8 @@
     prediction     soft cross-entropy to the teacher's logits at a temperature
 
 Both run the project's one training loop (core/training.py) over the task's training rows: AdamW, linear warm-up
-and decay, gradient clipping. The teacher runs in eval mode under no_grad in every step.
+and decay, gradient clipping. The teacher (eval mode, frozen) runs once over the rows before training: its outputs
+are cached and read by row index in every epoch (teacher_cache.py).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from workflow_scripts.core.training import (Callback, build_optimizer, epoch_bat
                                             seed_everything, TrainingHistory)
 from workflow_scripts.distill.losses import (LAYER_MAPPINGS, AttentionScores, WidthProjection, attention_loss,
                                              head_pairs, hidden_loss, layer_mapping, soft_cross_entropy)
+from workflow_scripts.distill.teacher_cache import ROW_KEY, IndexedRows, TeacherCache, model_inputs
 
 OBJECTIVES = ("intermediate", "prediction")
 
@@ -60,26 +62,31 @@ class DistillationPair(nn.Module):
         return self._teacher[0]
 
 
-def _inputs(batch: dict) -> dict:
-    return {name: tensor for name, tensor in batch.items() if name != "labels"}
-
-
 class IntermediateObjective:
     """loss_fn of run_training for the intermediate stage (embedding, hidden states, attention scores)."""
 
-    def __init__(self, pair: DistillationPair, losses: DistillLosses):
+    def __init__(self, pair: DistillationPair, losses: DistillLosses, cache: TeacherCache):
         student, teacher = pair.student, pair.teacher
+        self.cache = cache
         student_depth, teacher_depth = student.config.num_hidden_layers, teacher.config.num_hidden_layers
         self.mapping = layer_mapping(student_depth, teacher_depth, losses.layer_mapping)
         self.heads = [head_pairs(student, teacher, m, g - 1) for m, g in enumerate(self.mapping)]
         self.losses = losses
-        self.student_scores, self.teacher_scores = AttentionScores(student), AttentionScores(teacher)
+        self.student_scores = AttentionScores(student)
+        self.teacher_scores = None if cache.states else AttentionScores(teacher)
+
+    def _teacher_states(self, pair: DistillationPair, batch: dict, inputs: dict):
+        if self.cache.states:
+            rows, length, device = batch[ROW_KEY], batch["input_ids"].shape[1], batch["input_ids"].device
+            return ([h.to(device) for h in self.cache.batch_hidden(rows, length)],
+                    [None if s is None else s.to(device) for s in self.cache.batch_scores(rows, length)])
+        with torch.no_grad():
+            hidden = pair.teacher(**inputs, output_hidden_states=True).hidden_states
+            return hidden, self.teacher_scores.per_layer()
 
     def __call__(self, pair: DistillationPair, batch: dict):
-        inputs, mask = _inputs(batch), batch["attention_mask"]
-        with torch.no_grad():
-            teacher_hidden = pair.teacher(**inputs, output_hidden_states=True).hidden_states
-            teacher_scores = self.teacher_scores.per_layer()
+        inputs, mask = model_inputs(batch), batch["attention_mask"]
+        teacher_hidden, teacher_scores = self._teacher_states(pair, batch, inputs)
         student_hidden = pair.student(**inputs, output_hidden_states=True).hidden_states
         student_scores = self.student_scores.per_layer()
         embedding = hidden_loss(pair.projection(student_hidden[0]), teacher_hidden[0], mask)
@@ -97,20 +104,19 @@ class IntermediateObjective:
 
     def close(self) -> None:
         self.student_scores.close()
-        self.teacher_scores.close()
+        if self.teacher_scores is not None:
+            self.teacher_scores.close()
 
 
 class PredictionObjective:
     """loss_fn of run_training for the prediction stage."""
 
-    def __init__(self, losses: DistillLosses):
-        self.temperature = losses.temperature
+    def __init__(self, losses: DistillLosses, cache: TeacherCache):
+        self.temperature, self.cache = losses.temperature, cache
 
     def __call__(self, pair: DistillationPair, batch: dict):
-        inputs = _inputs(batch)
-        with torch.no_grad():
-            teacher_logits = pair.teacher(**inputs).logits
-        loss = soft_cross_entropy(pair.student(**inputs).logits, teacher_logits, self.temperature)
+        teacher_logits = self.cache.batch_logits(batch[ROW_KEY]).to(batch["input_ids"].device)
+        loss = soft_cross_entropy(pair.student(**model_inputs(batch)).logits, teacher_logits, self.temperature)
         return loss, {"soft_cross_entropy": loss.item()}
 
     def close(self) -> None:
@@ -136,9 +142,12 @@ def distill(student: nn.Module, teacher: nn.Module, dataset, collate_fn, objecti
     teacher.to(device).eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
+    cache = TeacherCache(teacher, dataset, collate_fn, training.batch_size, device,
+                         states=objective == "intermediate")
     student.train()
-    loss_fn = IntermediateObjective(pair, losses) if objective == "intermediate" else PredictionObjective(losses)
-    batches, optimizer, scheduler, total_steps = training_setup(pair, dataset, collate_fn, training)
+    loss_fn = IntermediateObjective(pair, losses, cache) if objective == "intermediate" else \
+        PredictionObjective(losses, cache)
+    batches, optimizer, scheduler, total_steps = training_setup(pair, IndexedRows(dataset), collate_fn, training)
     try:
         return run_training(pair, batches, loss_fn, optimizer, total_steps=total_steps, scheduler=scheduler,
                             max_grad_norm=training.max_grad_norm, device=device, callbacks=callbacks,

@@ -452,6 +452,10 @@ RULE_HPARAMS = {
     "distill_intermediate": _distill_task("intermediate"),
     "distill_prediction": _distill_task("prediction"),
     "dap_report": lambda p, w: hparams_from_keys(p, COST_KEYS),
+    "augment_task": lambda p, w: hparams_from_keys(p, {
+        **_keys("task_distillation.augmentation", ("variants_per_example", "replace_probability", "top_k")),
+        "seed": "seed"}),
+    "tokenize_augmented": lambda p, w: hparams_from_keys(p, {"max_length": "data.max_length"}),
 }
 
 
