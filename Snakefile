@@ -14,6 +14,7 @@ include: "rules/finetune.smk"
 include: "rules/head_pruning.smk"
 include: "rules/bort.smk"
 include: "rules/agora.smk"
+include: "rules/sparse.smk"
 
 # Reports are cheap: on a cluster they run where Snakemake runs, not as jobs.
 localrules: report_layers, compare_methods, compare_methods_first_seed, compare_methods_competitors_all_seeds,
@@ -35,6 +36,7 @@ AGORA_FIRST_SEED_REPORTS = agora_runs("results/agora/{task}/seed_{seed}/train_si
 # `main` fine-tunes and evaluates the base model on the tasks its methods use (head_pruning.tasks, agora.tasks); the
 # other tasks' base models (each about 1 min of make run's 30) are in `all`, with the comparison that uses them.
 MAIN_TASKS = [task for task in TASKS if task in {*HEAD_PRUNING_TASKS, *AGORA_TASKS}] or TASKS
+# Unstructured pruning (SPARSE_EVALUATIONS: magnitude and IMP on unstructured_pruning.tasks) is in `all` only.
 
 
 rule all:
@@ -46,6 +48,7 @@ rule all:
         comparison_report("tasks_first_seed"),
         BORT_REPORTS,
         AGORA_REPORTS,
+        SPARSE_EVALUATIONS,
         "results/models/first_seed/table.md",
         "results/models/all_seeds/table.md",
 
