@@ -21,9 +21,8 @@ IMP_ROUNDS = len(imp_round_sparsities(config["unstructured_pruning"]["imp"]))
 IMP_SPARSITY = sparsity_tag(config["unstructured_pruning"]["imp"]["target_sparsity"])
 SPARSE_TASK = "|".join(UNSTRUCTURED_TASKS) or "$^"
 # What `all` adds: each baseline's dev (and test) metrics.
-SPARSE_EVALUATIONS = [
-    *expand("models/{task}/magnitude/sparsity_{s}/evaluate/metrics.json", task=UNSTRUCTURED_TASKS, s=MAGNITUDE_SPARSITY),
-    *expand("models/{task}/imp/sparsity_{s}/evaluate/metrics.json", task=UNSTRUCTURED_TASKS, s=IMP_SPARSITY)]
+SPARSE_EVALUATIONS = [f"models/{task}/{method}/sparsity_{sparsity}/evaluate/metrics.json" for task in UNSTRUCTURED_TASKS
+                      for method, sparsity in (("magnitude", MAGNITUDE_SPARSITY), ("imp", IMP_SPARSITY))]
 
 
 def rounds_pattern(last):
@@ -33,11 +32,13 @@ def rounds_pattern(last):
 def imp_previous(wildcards):
     """What round k prunes: round k-1's fine-tune; round 1 prunes the task's initial fine-tune (IMP's round 0)."""
     k = int(wildcards.round)
-    return f"models/{wildcards.task}/base/finetune_initial" if k == 1 else f"models/{wildcards.task}/imp/round_{k - 1}/finetune"
+    if k == 1:
+        return f"models/{wildcards.task}/base/finetune_initial"
+    return f"models/{wildcards.task}/imp/round_{k - 1}/finetune"
 
 
-SPARSE_FINETUNE_COMMAND = ("{PYTHON} -m workflow_scripts.stages.sparse_finetune --model {input.model} --data {input.data} "
-                           "--output {output} {params.hp} --threads {threads} --log-file {log}")
+SPARSE_FINETUNE_COMMAND = ("{PYTHON} -m workflow_scripts.stages.sparse_finetune --model {input.model} "
+                           "--data {input.data} --output {output} {params.hp} --threads {threads} --log-file {log}")
 
 
 # ---- prune_magnitude: one-shot global L1 pruning of the initial fine-tune to unstructured_pruning.magnitude ------

@@ -71,7 +71,8 @@ def test_rounds_reach_10_then_20_percent_of_the_original_weights_and_pruned_stay
 def test_each_ticket_is_rewound_to_the_pretrained_backbone_with_the_previous_fine_tunes_classifier(repo):
     pretrained = weights(repo, "models/base")  # a BertModel: keys without "bert."
     for k, previous in ((1, f"models/{TASK}/base/finetune_initial"), (2, f"models/{TASK}/imp/round_1/finetune")):
-        ticket, masks = weights(repo, f"models/{TASK}/imp/round_{k}/ticket"), masks_of(repo, f"models/{TASK}/imp/round_{k}/ticket")
+        ticket_folder = f"models/{TASK}/imp/round_{k}/ticket"
+        ticket, masks = weights(repo, ticket_folder), masks_of(repo, ticket_folder)
         fine_tuned = weights(repo, previous)
         for name, tensor in ticket.items():
             if name.startswith("classifier."):

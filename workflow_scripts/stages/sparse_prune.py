@@ -1,4 +1,5 @@
-"""Stages prune_magnitude and imp_prune: global L1 unstructured pruning of a fine-tuned checkpoint (sparse/magnitude.py).
+"""Stages prune_magnitude and imp_prune: global L1 unstructured pruning of a fine-tuned checkpoint
+(library: sparse/magnitude.py).
 
 - prune_magnitude: the task's fine-tuned model pruned to --sparsity in one shot; the weights stay the fine-tuned
   ones (sparse_finetune then fine-tunes it with the masks kept).
