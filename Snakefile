@@ -15,6 +15,7 @@ include: "rules/head_pruning.smk"
 include: "rules/bort.smk"
 include: "rules/agora.smk"
 include: "rules/dap.smk"
+include: "rules/sparse.smk"
 
 # Reports are cheap: on a cluster they run where Snakemake runs, not as jobs.
 localrules: report_layers, compare_methods, compare_methods_first_seed, compare_methods_competitors_all_seeds,
@@ -35,7 +36,9 @@ AGORA_REPORTS = (["results/agora/comparison.md",
 AGORA_FIRST_SEED_REPORTS = agora_runs("results/agora/{task}/seed_{seed}/train_size_per_round.csv", AGORA_SEEDS[:1])
 # `main` fine-tunes and evaluates the base model on the tasks its methods use (head_pruning.tasks, agora.tasks); the
 # other tasks' base models (each about 1 min of make run's 30) are in `all`, with the comparison that uses them.
-MAIN_TASKS = [task for task in TASKS if task in {*HEAD_PRUNING_TASKS, *AGORA_TASKS}] or TASKS
+MAIN_TASKS = [task for task in TASKS if task in {*HEAD_PRUNING_TASKS, *AGORA_TASKS, *DAP_TASKS[:1]}] or TASKS
+# Architecture pruning (seed 004): `main` has the first task and ratio's report, which also holds magnitude pruning
+# and IMP of that task (unstructured_pruning.tasks); `all` every task x ratio and every unstructured baseline.
 
 
 rule all:
@@ -47,6 +50,7 @@ rule all:
         comparison_report("tasks_first_seed"),
         BORT_REPORTS,
         AGORA_REPORTS,
+        SPARSE_EVALUATIONS,
         "results/models/first_seed/table.md",
         "results/models/all_seeds/table.md",
         dap_reports(),

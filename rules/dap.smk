@@ -7,7 +7,8 @@
 #   models/{task}/{method}/ratio_{R}/distill_intermediate  <- distill_intermediate (TinyBERT's first stage)
 #   models/{task}/{method}/ratio_{R}/distill_prediction    <- distill_prediction (its second stage)
 #   models/{task}/{method}/ratio_{R}/evaluate/metrics.json <- evaluate_dap (dev, and test when labelled)
-#   results/dap/{task}/ratio_{R}/report.md                 <- dap_report (FLOPs, measured speed-up, metric, change)
+#   results/dap/{task}/ratio_{R}/report.md                 <- dap_report (FLOPs, measured speed-up, metric, change;
+#                                                             magnitude pruning and IMP of rules/sparse.smk beside)
 # The training jobs take one thread each, so that the methods' independent chains run side by side.
 
 DAP = config["dap"]
@@ -210,6 +211,8 @@ rule dap_report:
         base="models/{task}/base/evaluate/metrics.json",
         metrics=lambda wildcards: dap_runs("models/{task}/{method}/ratio_{ratio}/evaluate/metrics.json",
                                            [wildcards.task], [wildcards.ratio]),
+        # the unstructured baselines of the same task (rules/sparse.smk), when it has them: same table, no speed-up
+        sparse=lambda wildcards: [path for path in SPARSE_EVALUATIONS if path.startswith(f"models/{wildcards.task}/")],
         searches=lambda wildcards: dap_runs("models/{task}/{method}/ratio_{ratio}/search", [wildcards.task],
                                             [wildcards.ratio], DAP_SEARCHES),
         code=code("dap_report"),
@@ -229,6 +232,6 @@ rule dap_report:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m workflow_scripts.stages.dap_report --base {input.base} --metrics {input.metrics} "
+        "{PYTHON} -m workflow_scripts.stages.dap_report --base {input.base} --metrics {input.metrics} {input.sparse} "
         "--searches {input.searches} --output-md {output.markdown} --output-csv {output.table} --plots {output.plots} "
         "{params.hp} --threads {threads} --log-file {log}"

@@ -236,3 +236,19 @@ def test_dvc_tracks_agoras_shares_and_takes_the_seed_from_the_stage_path():
     seeds = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["agora"]["seeds"]
     assert {f"models/gen_cola/bort_plain/seed_{seed}/evaluate/metrics.json" for seed in seeds} <= set(compare["deps"])
     assert compare["metrics"] == [{"results/agora/comparison_metrics.json": {"cache": False}}]
+
+
+def test_an_imp_round_needs_the_rounds_before_it_and_the_final_ticket_is_the_last_round_fine_tuned(tmp_path):
+    workdir = symlinked_workflow(tmp_path)   # params.yaml: target 0.5 at 0.1 per round -> 5 rounds
+    jobs = planned_jobs(workdir, "models/gen_cola/imp/round_3/ticket")
+    assert sorted(output for rule, output in jobs if rule.startswith("imp_")) == sorted(
+        [f"models/gen_cola/imp/round_{k}/ticket" for k in (1, 2, 3)] +
+        [f"models/gen_cola/imp/round_{k}/finetune" for k in (1, 2)])
+    assert ("finetune_initial", "models/gen_cola/base/finetune_initial") in jobs   # round 1 prunes it
+    final = planned_jobs(workdir, "models/gen_cola/imp/sparsity_0.5/evaluate/metrics.json")
+    assert ("imp_prune", "models/gen_cola/imp/round_5/ticket") in final
+    assert ("imp_finetune_final", "models/gen_cola/imp/sparsity_0.5/finetune") in final
+    assert not any(output == "models/gen_cola/imp/round_5/finetune" for _, output in final)  # not fine-tuned twice
+    magnitude = planned_jobs(workdir, "models/gen_cola/magnitude/sparsity_0.5/evaluate/metrics.json")
+    assert {rule for rule, _ in magnitude} == {"fetch_model", "prepare_task", "tokenize_task", "finetune_initial",
+                                               "prune_magnitude", "finetune_magnitude", "evaluate_sparse"}

@@ -17,6 +17,7 @@ def only_task(params, task):
     params["head_pruning"]["tasks"] = [task]
     params["head_pruning"]["first_seed_tasks"] = []
     params["agora"]["tasks"] = [task]
+    params["unstructured_pruning"]["tasks"] = [task]
     for section in PER_TASK_SECTIONS:
         params[section]["per_task"] = {task: {}}
     return params
@@ -69,6 +70,9 @@ def test_shipped_params_and_test_config_are_valid(params):
     (lambda p: p["bort"]["fptas"].update(epsilon=0), "'bort.fptas.epsilon'"),
     (lambda p: p["agora"].update(tasks=["gen_sst"]), "'agora.tasks[0]': 'gen_sst' is not in 'tasks'"),
     (lambda p: p["agora"].update(student="bort_tiny"), "'agora.student': unknown alias 'bort_tiny'"),
+    (lambda p: p["unstructured_pruning"].update(tasks=["mrpc"]), "'unstructured_pruning.tasks[0]': 'mrpc' is not in"),
+    (lambda p: p["unstructured_pruning"]["magnitude"].update(sparsity=1.0), "'unstructured_pruning.magnitude.sparsity'"),
+    (lambda p: p["unstructured_pruning"]["imp"].update(rate=0.1), "unknown key 'unstructured_pruning.imp.rate'"),
     (lambda p: p["bort"]["pretrain"].update(objectives=["mlm"]), "'agora.student': 'bort_kd' needs 'kd'"),
     (lambda p: p["agora"]["lexical"].update(word_dropout=0, swaps=0), "'agora.lexical': word_dropout 0 and swaps 0"),
     (lambda p: p["agora"]["hyperparameter_grid"].update(seed=[]), "'agora.hyperparameter_grid.seed'"),
@@ -167,3 +171,19 @@ def deep_merge(base: dict, override: dict) -> dict:
 def test_every_preset_over_params_yaml_is_valid(preset):
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     validate_params(deep_merge(params, yaml.safe_load((REPO_ROOT / "presets" / preset).read_text())))
+
+
+def test_imp_rounds_prune_their_share_of_the_original_weights_and_fine_tune_with_the_initial_recipe(params):
+    from types import SimpleNamespace
+
+    from workflow_scripts.pipeline.params import rule_hparams
+
+    round_3 = rule_hparams(params, "imp_prune", SimpleNamespace(task="gen_cola", round="3"))
+    assert round_3["sparsity"] == 0.3 and round_3["seed"] == params["seed"] and round_3["prune_pooler"] is False
+    assert "--sparsity 0.3 " in str(round_3)
+    assert {"unstructured_pruning.imp.rate_per_round", "unstructured_pruning.imp.target_sparsity",
+            "unstructured_pruning.prune_pooler", "seed"} <= set(round_3.tracked_keys)
+    initial = rule_hparams(params, "finetune_initial", SimpleNamespace(task="gen_cola"))
+    for rule in ("imp_finetune", "finetune_magnitude"):
+        recipe = rule_hparams(params, rule, SimpleNamespace(task="gen_cola"))
+        assert dict(recipe) == dict(initial) and recipe.tracked_keys == initial.tracked_keys

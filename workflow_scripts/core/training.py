@@ -315,16 +315,18 @@ class _EpochLog(Callback):
 
 def train(model, train_dataset, config: TrainingConfig, collate_fn, device: str = "cpu",
           loss_fn: Callable = default_loss, selection_score: Callable[[object], float] | None = None,
-          description: str = "train", grad_accumulation: int = 1) -> TrainingHistory:
+          description: str = "train", grad_accumulation: int = 1,
+          callbacks: Iterable[Callback] = ()) -> TrainingHistory:
     """`config.epochs` passes over the shuffled training set, in place; with early stopping (evaluate_every_steps
-    and a selection_score), the model ends with the weights of its best evaluation."""
+    and a selection_score), the model ends with the weights of its best evaluation. `callbacks` run after each
+    step before early stopping's (sparse.magnitude.KeepMasks: what is scored and kept is the masked model)."""
     seed_everything(config.seed)
     model.to(device).train()
     loader = make_loader(train_dataset, config.batch_size, collate_fn, shuffle=True, seed=config.seed)
     total_steps = config.epochs * len(loader)
     optimizer = build_optimizer(model, config.learning_rate, config.weight_decay, config.adam_epsilon)
     scheduler = linear_schedule(optimizer, total_steps, math.ceil(config.warmup_ratio * total_steps))
-    callbacks = []
+    callbacks = list(callbacks)
     if config.evaluate_every_steps > 0 and selection_score is not None:
         callbacks.append(EarlyStopping(model, selection_score, config.evaluate_every_steps, config.patience))
     callbacks.append(_EpochLog(len(loader), config.epochs))

@@ -7,6 +7,7 @@ them too). Errors name the offending key and stop the pipeline before any work.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 from importlib import resources
@@ -96,6 +97,7 @@ def validate_params(params) -> None:
     _check_bort(params["bort"])
     _check_agora(params)
     _check_dap(params)
+    _check_unstructured_pruning(params)
 
 
 def _check_tasks(params) -> None:
@@ -219,6 +221,26 @@ def _check_dap(params) -> None:
     for position, task in enumerate(params["dap"]["tasks"]):
         if task not in params["tasks"]:
             raise ParamsError(f"params.yaml: 'dap.tasks[{position}]': {task!r} is not in 'tasks'")
+
+
+def _check_unstructured_pruning(params) -> None:
+    for position, task in enumerate(params["unstructured_pruning"]["tasks"]):
+        if task not in params["tasks"]:
+            raise ParamsError(f"params.yaml: 'unstructured_pruning.tasks[{position}]': {task!r} is not in 'tasks'")
+
+
+def imp_round_sparsities(imp: dict) -> list[float]:
+    """The sparsity after each IMP round (unstructured_pruning.imp): rate, 2 x rate, ... of the original weights,
+    the last capped at target_sparsity; [0.1, 0.2, 0.3, 0.4, 0.5] for 0.5 at 0.1. Rounded to 10 decimals, so that
+    3 x 0.1 is 0.3 (not 0.30000000000000004) in paths and flags."""
+    target, rate = imp["target_sparsity"], imp["rate_per_round"]
+    rounds = math.ceil(round(target / rate, 9))
+    return [round(min(round_index * rate, target), 10) for round_index in range(1, rounds + 1)]
+
+
+def sparsity_tag(sparsity: float) -> str:
+    """A sparsity as it appears in output paths (sparsity_0.5)."""
+    return f"{sparsity:g}"
 
 
 def agora_checkpoint(params: dict, role: str, task: str) -> str:
@@ -421,6 +443,23 @@ def _distill_task(objective: str):
         return StageHparams({"objective": objective, **values}, values.source_keys)
     return hparams
 
+def _imp_prune(params: dict, wildcards) -> StageHparams:
+    """Round k prunes to the k-th of imp_round_sparsities; the rewound model is rebuilt with the run's seed."""
+    imp = "unstructured_pruning.imp"
+    keys = {"prune_pooler": "unstructured_pruning.prune_pooler", "attn_implementation": "model.attn_implementation",
+            "seed": "seed"}
+    hparams = hparams_from_keys(params, keys)
+    sparsities = imp_round_sparsities(params["unstructured_pruning"]["imp"])
+    return StageHparams({"sparsity": sparsities[int(wildcards.round) - 1], **hparams},
+                        {"sparsity": f"{imp}.rate_per_round", **hparams.source_keys},
+                        {f"{imp}.rate_per_round", f"{imp}.target_sparsity", *keys.values()})
+
+
+def _sparse_finetune(params: dict, wildcards) -> StageHparams:
+    """finetune_initial's flags: IMP's first fine-tune is the task's initial fine-tune, so every round (and the
+    magnitude baseline's re-fine-tune, for equal training) uses its recipe."""
+    return RULE_HPARAMS["finetune_initial"](params, wildcards)
+
 
 _FINETUNE_EXTRA = {"attn_implementation": "model.attn_implementation", "eval_batch_size": "evaluate.batch_size"}
 RULE_HPARAMS = {
@@ -456,6 +495,13 @@ RULE_HPARAMS = {
         **_keys("task_distillation.augmentation", ("variants_per_example", "replace_probability", "top_k")),
         "seed": "seed"}),
     "tokenize_augmented": lambda p, w: hparams_from_keys(p, {"max_length": "data.max_length"}),
+
+    "prune_magnitude": lambda p, w: hparams_from_keys(p, {"sparsity": "unstructured_pruning.magnitude.sparsity",
+                                                          "prune_pooler": "unstructured_pruning.prune_pooler",
+                                                          "attn_implementation": "model.attn_implementation"}),
+    "finetune_magnitude": _sparse_finetune,
+    "imp_prune": _imp_prune,
+    "imp_finetune": _sparse_finetune,
 }
 
 

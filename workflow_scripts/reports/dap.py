@@ -23,11 +23,16 @@ CSV_COLUMNS = ["task", "method", "flops_g", "flops_ratio", "flops_speedup", "lat
 
 
 def method_of(metrics_path: str) -> str:
-    """`models/<task>/<method>/ratio_<R>/evaluate/metrics.json` -> method; `.../base/evaluate/...` -> unpruned."""
+    """`models/<task>/<method>/ratio_<R>/evaluate/metrics.json` -> method; `.../sparsity_<s>/...` -> method with its
+    sparsity; `.../base/evaluate/...` -> unpruned."""
     parts = os.path.normpath(metrics_path).split(os.sep)
-    method = parts[parts.index("evaluate") - 1]
-    return "unpruned" if method == "base" else (parts[parts.index("evaluate") - 2] if method.startswith("ratio_")
-                                                else method)
+    setting = parts[parts.index("evaluate") - 1]
+    if setting == "base":
+        return "unpruned"
+    method = parts[parts.index("evaluate") - 2]
+    if setting.startswith("sparsity_"):
+        return f"{method} ({float(setting.removeprefix('sparsity_')):.0%} sparse)"
+    return method
 
 
 def _row(metrics_path: str, cost: CostConfig) -> dict:
