@@ -7,8 +7,8 @@
 #   models/{task}/{method}/ratio_{R}/distill_intermediate  <- distill_intermediate (TinyBERT's first stage)
 #   models/{task}/{method}/ratio_{R}/distill_prediction    <- distill_prediction (its second stage)
 #   models/{task}/{method}/ratio_{R}/evaluate/metrics.json <- evaluate_dap (dev, and test when labelled)
-#   results/dap/{task}/ratio_{R}/report.md                 <- dap_report (FLOPs, measured speed-up, metric, change;
-#                                                             magnitude pruning and IMP of rules/sparse.smk beside)
+#   results/dap/{main,all}/{task}/ratio_{R}/report.md      <- dap_report (FLOPs, measured speed-up, metric, change;
+#                                                             magnitude pruning (main) and IMP (all) beside)
 # The training jobs take one thread each, so that the methods' independent chains run side by side.
 
 DAP = config["dap"]
@@ -25,9 +25,18 @@ def dap_runs(pattern, tasks=None, ratios=None, methods=None):
             for ratio in (ratios or DAP_RATIOS) for method in (methods or DAP_METHODS)]
 
 
-def dap_reports(first_only=False):
-    tasks, ratios = (DAP_TASKS[:1], DAP_RATIOS[:1]) if first_only else (DAP_TASKS, DAP_RATIOS)
-    return [f"results/dap/{task}/ratio_{ratio}/report.md" for task in tasks for ratio in ratios]
+def dap_reports(scope):
+    """main: the first task and ratio, beside magnitude pruning (IMP's rounds, about 5 min on a core, are in `all`);
+    all: every task x ratio, beside both unstructured baselines."""
+    tasks, ratios = (DAP_TASKS[:1], DAP_RATIOS[:1]) if scope == "main" else (DAP_TASKS, DAP_RATIOS)
+    return [f"results/dap/{scope}/{task}/ratio_{ratio}/report.md" for task in tasks for ratio in ratios]
+
+
+def unstructured_beside(wildcards):
+    """The unstructured baselines of the report's task (rules/sparse.smk): magnitude in `main`, both in `all`."""
+    methods = ("/magnitude/",) if wildcards.scope == "main" else ("/magnitude/", "/imp/")
+    return [path for path in SPARSE_EVALUATIONS
+            if path.startswith(f"models/{wildcards.task}/") and any(method in path for method in methods)]
 
 
 def pruned_start(wildcards):
@@ -211,23 +220,24 @@ rule dap_report:
         base="models/{task}/base/evaluate/metrics.json",
         metrics=lambda wildcards: dap_runs("models/{task}/{method}/ratio_{ratio}/evaluate/metrics.json",
                                            [wildcards.task], [wildcards.ratio]),
-        # the unstructured baselines of the same task (rules/sparse.smk), when it has them: same table, no speed-up
-        sparse=lambda wildcards: [path for path in SPARSE_EVALUATIONS if path.startswith(f"models/{wildcards.task}/")],
+        sparse=unstructured_beside,
         searches=lambda wildcards: dap_runs("models/{task}/{method}/ratio_{ratio}/search", [wildcards.task],
                                             [wildcards.ratio], DAP_SEARCHES),
         code=code("dap_report"),
     output:
-        markdown="results/dap/{task}/ratio_{ratio}/report.md",
-        table="results/dap/{task}/ratio_{ratio}/report.csv",
-        plots=[report("results/dap/{task}/ratio_{ratio}/search.svg", caption="../report/dap_search.rst",
-                      category="Architecture pruning", labels={"task": "{task}", "ratio": "{ratio}"}),
-               "results/dap/{task}/ratio_{ratio}/search.png"],
+        markdown="results/dap/{scope}/{task}/ratio_{ratio}/report.md",
+        table="results/dap/{scope}/{task}/ratio_{ratio}/report.csv",
+        plots=[report("results/dap/{scope}/{task}/ratio_{ratio}/search.svg", caption="../report/dap_search.rst",
+                      category="Architecture pruning", subcategory="{scope}",
+                      labels={"task": "{task}", "ratio": "{ratio}", "scope": "{scope}"}),
+               "results/dap/{scope}/{task}/ratio_{ratio}/search.png"],
     params:
         hp=hparams("dap_report"),
     log:
-        "logs/dap_report/{task}-ratio_{ratio}.log",
+        "logs/dap_report/{scope}-{task}-ratio_{ratio}.log",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
+        scope="main|all",
     threads: workflow.cores
     resources:
         mem_mb=4000,

@@ -178,8 +178,9 @@ def test_dap_prunes_to_the_ratio_and_its_baselines_match_its_flops(built):
         assert log["objective"] == "intermediate" and set(log["loss_terms"][0]) == {"embedding", "hidden", "attention"}
         assert json.loads((folder / "distill_prediction/config.json").read_text())["compression"]["format_version"] == 1
         assert "accuracy" in json.loads((folder / "evaluate/metrics.json").read_text())["validation"]
-    report = (repo / "results/dap/gen_mrpc/ratio_0.5/report.md").read_text()
-    for method in ("unpruned", "dap", "dap_fixed_ratio", "dap_random", "dap_importance"):
+    report = (repo / "results/dap/all/gen_mrpc/ratio_0.5/report.md").read_text()
+    for method in ("unpruned", "dap", "dap_fixed_ratio", "dap_random", "dap_importance", "magnitude (50% sparse)",
+                   "imp (20% sparse)"):
         assert f"| {method} |" in report
     inspected = run([sys.executable, "-m", "workflow_scripts.tools.inspect",
                      "models/gen_mrpc/dap/ratio_0.5/distill_prediction", "--json"], repo)

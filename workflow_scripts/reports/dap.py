@@ -13,7 +13,7 @@ import os
 import pandas as pd
 
 from workflow_scripts.core.io_utils import read_json
-from workflow_scripts.reports.model_table import CostConfig, dev_split, measure_model
+from workflow_scripts.reports.model_table import CostConfig, dev_split
 from workflow_scripts.reports.render import (COLORS, csv_text, figure_bytes, figure_outputs, markdown_table,
                                              new_figure)
 
@@ -35,19 +35,46 @@ def method_of(metrics_path: str) -> str:
     return method
 
 
-def _row(metrics_path: str, cost: CostConfig) -> dict:
+LATENCY_ROUNDS = 3  # every model timed once per round, models interleaved: load drifts hit all of them alike
+
+
+def _row(metrics_path: str) -> dict:
     evaluation = read_json(metrics_path)
     metric, split = evaluation["headline_metric"], dev_split(evaluation, metrics_path)
-    measured = measure_model(evaluation["model"], cost)
     return {"task": evaluation["task"], "method": method_of(metrics_path), "metric": metric,
             "dev": evaluation[split][metric], "test": evaluation.get("test", {}).get(metric),
-            "model_folder": evaluation["model"], "flops": measured["flops_per_sequence"],
-            "parameters": measured["parameters"], "latency_b1_ms": measured["latency_b1_ms"],
-            "latency_b32_ms": measured["latency_b32_ms"]}
+            "model_folder": evaluation["model"]}
+
+
+def measure_side_by_side(folders: list[str], cost: CostConfig) -> list[dict]:
+    """Parameters, FLOPs and the median over LATENCY_ROUNDS interleaved rounds of each model's median latency (ms)
+    at batch 1 and 32. The models (small enough here) stay loaded, so that every round times all of them."""
+    import statistics
+
+    from transformers import AutoConfig
+
+    from workflow_scripts.core.counters import count_flops, count_parameters
+    from workflow_scripts.core.latency import measure_latency
+    from workflow_scripts.core.models import load_for_classification
+
+    models = [load_for_classification(folder, AutoConfig.from_pretrained(folder).num_labels).cpu()
+              for folder in folders]
+    timings = [{1: [], 32: []} for _ in models]
+    for _ in range(LATENCY_ROUNDS):
+        for model, timing in zip(models, timings):
+            for batch_size in timing:
+                latency = measure_latency(model, batch_size, cost.seq_len, warmup=cost.latency_warmup,
+                                          repeats=cost.latency_repeats, threads=cost.latency_threads)
+                timing[batch_size].append(1000.0 * latency["median_s"])
+    return [{"flops": count_flops(model, 1, cost.seq_len)["total"], "parameters": count_parameters(model)["total"],
+             "latency_b1_ms": statistics.median(timing[1]), "latency_b32_ms": statistics.median(timing[32])}
+            for model, timing in zip(models, timings)]
 
 
 def report_table(base_metrics: str, metrics_paths: list[str], cost: CostConfig) -> pd.DataFrame:
-    rows = [_row(path, cost) for path in [base_metrics, *metrics_paths]]
+    rows = [_row(path) for path in [base_metrics, *metrics_paths]]
+    for row, measured in zip(rows, measure_side_by_side([row["model_folder"] for row in rows], cost)):
+        row.update(measured)
     base = rows[0]
     for row in rows:
         row.update(flops_g=row["flops"] / 1e9, flops_ratio=row["flops"] / base["flops"],
@@ -118,9 +145,10 @@ def dap_report(base_metrics: str, metrics_paths: list[str], search_folders: list
     table = report_table(base_metrics, metrics_paths, cost)
     task = table["task"].iloc[0]
     lines = [f"# Architecture pruning on {task} (seed 004)", "",
-             f"Dev split (test where labelled); FLOPs of one sequence of {cost.seq_len} tokens; CPU latency: median of "
-             f"{cost.latency_repeats} forward passes on {cost.latency_threads} threads, every model timed in this job, "
-             "one after another. Speed-up (FLOPs) is the seed's \"Speedup\": unpruned FLOPs / pruned FLOPs.", "",
+             f"Dev split (test where labelled); FLOPs of one sequence of {cost.seq_len} tokens; CPU latency on "
+             f"{cost.latency_threads} threads: the median over {LATENCY_ROUNDS} rounds (every model timed once per "
+             f"round, in turn) of the median of {cost.latency_repeats} forward passes. Speed-up (FLOPs) is the seed's "
+             "\"Speedup\": unpruned FLOPs / pruned FLOPs. One seed (params.yaml `seed`).", "",
              markdown_table(display(table)), "",
              "Unstructured sparsity (magnitude, IMP) keeps every matrix dense: no speed-up with dense kernels.", "",
              "## What the searches did", "", markdown_table(search_summary(search_folders)), ""]
