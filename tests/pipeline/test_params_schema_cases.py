@@ -39,25 +39,22 @@ def base_params() -> dict:
     return params
 
 
-def resolve(schema: dict) -> tuple[dict, str]:
-    """(schema with $ref followed and allOf merged, the location of the definition it came from)."""
-    location = ""
+def resolve(schema: dict) -> dict:
+    """The schema with $ref followed and allOf merged."""
     if "$ref" in schema:
-        location = schema["$ref"]
-        name = location.rsplit("/", 1)[-1]
+        name = schema["$ref"].rsplit("/", 1)[-1]
         schema = {**SCHEMA["$defs"][name], **{key: value for key, value in schema.items() if key != "$ref"}}
     if "allOf" in schema:
         merged = {key: value for key, value in schema.items() if key != "allOf"}
         for part in schema["allOf"]:
-            resolved, location = resolve(part)
-            for key, value in resolved.items():
+            for key, value in resolve(part).items():
                 merged.setdefault(key, value)
         schema = merged
-    return schema, location
+    return schema
 
 
 def branches(schema: dict) -> list[dict]:
-    return [resolve(branch)[0] for branch in schema["oneOf"]] if "oneOf" in schema else [schema]
+    return [resolve(branch) for branch in schema["oneOf"]] if "oneOf" in schema else [schema]
 
 
 def allowed_types(schema: dict) -> set[str]:
@@ -87,13 +84,13 @@ def walk(value, schema: dict, path: tuple, visited: set):
     """(path, schema, value or MISSING, kind) for every key under value, depth first; kind is "property" (a key the
     schema names), "entry" (a name in an open mapping whose names are checked, like per_task's task names) or
     "named" (a name the user chooses, like an ablation's)."""
-    schema, _ = resolve(schema)
+    schema = resolve(schema)
     object_branch = next((b for b in branches(schema) if b.get("type") == "object" or "properties" in b), None)
     array_branch = next((b for b in branches(schema) if b.get("type") == "array"), None)
     if object_branch is not None and isinstance(value, dict):
         properties = object_branch.get("properties", {})
         for key, child_schema in properties.items():
-            visited.add(definition_of(path + (key,), object_branch, key))
+            visited.add(definition_of(object_branch, key))
             child = value.get(key, MISSING)
             yield path + (key,), child_schema, child, "property"
             if child is not MISSING:
@@ -107,7 +104,7 @@ def walk(value, schema: dict, path: tuple, visited: set):
         yield from walk(value[0], array_branch["items"], path + (0,), visited)
 
 
-def definition_of(path: tuple, object_schema: dict, key: str) -> tuple:
+def definition_of(object_schema: dict, key: str) -> tuple:
     """A property's identity in the schema: the object schema that defines it (shared definitions count once)."""
     return id(object_schema["properties"]), key
 
@@ -146,13 +143,13 @@ def set_at(params: dict, path: tuple, value) -> None:
 def generate_cases():
     cases, visited = [], set()
     for path, schema, value, kind in walk(BASE, SCHEMA, (), visited):
-        resolved, _ = resolve(schema)
+        resolved = resolve(schema)
         key = dotted(path)
         for wrong in wrong_values(resolved):
             cases.append(pytest.param(path, wrong, key, id=f"{key}={wrong!r}"))
         items = resolved.get("items") if resolved.get("type") == "array" else None
-        if items is not None and "object" not in allowed_types(resolve(items)[0]):
-            wrong_item = wrong_values(resolve(items)[0])[-1]
+        if items is not None and "object" not in allowed_types(resolve(items)):
+            wrong_item = wrong_values(resolve(items))[-1]
             current = value if isinstance(value, list) else []
             cases.append(pytest.param(path, [wrong_item, *current[1:]], f"{key}.0", id=f"{key}[0]={wrong_item!r}"))
         is_leaf = not isinstance(value, dict) or not value
