@@ -44,6 +44,17 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def all_cores(wildcards):
+    """`threads:` of a job that takes the whole machine (--cores). A function, read when jobs are built and not when
+    the Snakefile is parsed: commands without --cores (`snakemake --unlock`) parse."""
+    return workflow.cores
+
+
+def share_of_cores(parts):
+    """`threads:` of jobs that run `parts` at a time side by side, sharing --cores."""
+    return lambda wildcards: max(1, workflow.cores // parts)
+
+
 def final_checkpoint(wildcards):
     return f"models/{wildcards.task}/{wildcards.method}/{FINAL_STAGE_OF_METHOD[wildcards.method]}"
 
