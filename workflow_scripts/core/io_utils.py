@@ -2,12 +2,23 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
 import shutil
 import sys
 import tempfile
+
+STAGING_INFIX = ".partial-"
+
+
+def remove_stale_staging(final_path: str) -> None:
+    """Remove the staging folders of final_path that a killed writer left behind. Under Snakemake one job at a
+    time writes an output, so any that exist when a new write starts are leftovers."""
+    parent, name = os.path.split(os.path.abspath(final_path))
+    for leftover in glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}{STAGING_INFIX}*")):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -18,7 +29,8 @@ def atomic_output_dir(final_path: str):
     """
     parent = os.path.dirname(os.path.abspath(final_path))
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(final_path)}.partial-", dir=parent)
+    remove_stale_staging(final_path)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(final_path)}{STAGING_INFIX}", dir=parent)
     try:
         yield staging
         if os.path.isdir(final_path):
