@@ -63,7 +63,7 @@ def test_a_lock_no_process_owns_is_removed_and_the_caller_recorded(tmp_path):
     report = clear_stale_locks(str(tmp_path))
     assert "removed a stale lock" in report and not lock_files(str(tmp_path))
     assert json.loads((tmp_path / LOCKS / OWNER_FILE).read_text()) == {"host": socket.gethostname(),
-                                                                       "pid": os.getpid()}
+                                                                       "uid": os.getuid(), "pid": os.getpid()}
     assert clear_stale_locks(str(tmp_path)) is None  # no lock: nothing to report
 
 
@@ -97,11 +97,20 @@ def test_a_snakemake_working_elsewhere_does_not_keep_the_lock(tmp_path, fake_sna
     assert "removed a stale lock" in clear_stale_locks(str(workdir))
 
 
-def test_a_lock_taken_on_another_machine_is_kept(tmp_path):
-    leave_lock(tmp_path, {"host": "login-node-2", "pid": 4242})
+def test_a_lock_taken_on_another_machine_or_by_another_user_is_kept(tmp_path):
+    leave_lock(tmp_path, {"host": "login-node-2", "uid": os.getuid(), "pid": 4242})
     report = clear_stale_locks(str(tmp_path))
     assert "run on login-node-2 (pid 4242)" in report and "snakemake --unlock" in report
     assert len(lock_files(str(tmp_path))) == 2
+    (tmp_path / LOCKS / OWNER_FILE).write_text(json.dumps({"host": socket.gethostname(), "uid": os.getuid() + 1,
+                                                           "pid": 4242}))
+    assert f"another user (uid {os.getuid() + 1}" in clear_stale_locks(str(tmp_path))
+    assert len(lock_files(str(tmp_path))) == 2
+
+
+def test_an_owner_record_that_cannot_be_written_is_no_error(tmp_path):
+    (tmp_path / ".snakemake").write_text("")  # a file where the folder belongs: mkdir fails, even for root
+    assert clear_stale_locks(str(tmp_path)) is None
 
 
 # ---- a job stops when its Snakemake is gone --------------------------------------------------------------------

@@ -8,13 +8,15 @@ The lock is left alone, and the rerun stops as Snakemake would, while it may bel
 - a Snakemake process on this machine, other than the caller, works in this directory (its working directory,
   or the folder it was given with --directory / -d), or
 - the run that took the lock recorded another machine (two login nodes sharing the filesystem: processes there
-  cannot be seen from here). `snakemake --unlock` removes such a lock once that run is known to be gone.
+  cannot be seen from here) or another user (whose processes' working directories cannot be read).
+  `snakemake --unlock` removes such a lock once that run is known to be gone.
 
-Every run records its machine and process in `.snakemake/locks/owner.json`; Snakemake removes the whole folder
+Every run records its machine, user and process in `.snakemake/locks/owner.json`; Snakemake removes the whole folder
 when a run ends (or on --unlock), so the record goes with the lock files.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -80,9 +82,13 @@ def _read_owner(directory: str) -> dict:
 
 
 def _write_owner(directory: str) -> None:
+    """The record of who is about to lock; skipped where the directory cannot be written (Snakemake then reports
+    that itself, if it needs to write)."""
     locks = Path(directory) / LOCKS
-    locks.mkdir(parents=True, exist_ok=True)
-    (locks / OWNER_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}) + "\n")
+    with contextlib.suppress(OSError):
+        locks.mkdir(parents=True, exist_ok=True)
+        (locks / OWNER_FILE).write_text(json.dumps({"host": socket.gethostname(), "uid": os.getuid(),
+                                                    "pid": os.getpid()}) + "\n")
 
 
 def clear_stale_locks(directory: str = ".") -> str | None:
@@ -97,6 +103,10 @@ def clear_stale_locks(directory: str = ".") -> str | None:
     if owner.get("host") not in (None, socket.gethostname()):
         return (f"the lock in {directory}/{LOCKS} was taken by a run on {owner['host']} (pid {owner.get('pid')}), "
                 "which cannot be checked from here: if that run is gone, `snakemake --unlock` removes the lock")
+    if owner.get("uid") not in (None, os.getuid()):
+        return (f"the lock in {directory}/{LOCKS} was taken by another user (uid {owner['uid']}, pid "
+                f"{owner.get('pid')}), whose processes cannot be checked: if that run is gone, `snakemake --unlock` "
+                "removes the lock")
     live = snakemake_processes(directory, exclude={os.getpid()})
     if live:
         pid, command = live[0]
