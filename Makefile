@@ -12,7 +12,7 @@ CORES ?= all
 .PHONY: run test venv dvc.yaml check-dvc clean
 
 # `main`: every method once (seed 0) within 30 minutes on 2 cores; `snakemake --cores all` adds the full
-# comparison (ablations, three seeds).
+# comparison (ablations, three seeds). After a hard kill, `make run` again recovers (docs/recovery.md).
 run: $(VENV)/.installed
 	snakemake --cores $(CORES) main
 

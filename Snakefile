@@ -92,7 +92,7 @@ rule model_table:
         "logs/model_table/{scope}.log",
     wildcard_constraints:
         scope="all_seeds|first_seed",
-    threads: workflow.cores
+    threads: all_cores
     resources:
         mem_mb=4000,
     shell:

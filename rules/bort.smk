@@ -76,7 +76,7 @@ rule teacher_prep:
         hp=hparams("teacher_prep"),
     log:
         "logs/teacher_prep/teacher.log",
-    threads: workflow.cores
+    threads: all_cores
     resources:
         mem_mb=4000,
     shell:
@@ -96,7 +96,7 @@ rule teacher_outputs:
         hp=hparams("teacher_outputs"),
     log:
         "logs/teacher_outputs/teacher_outputs.log",
-    threads: workflow.cores
+    threads: all_cores
     resources:
         mem_mb=6000,
     shell:
@@ -206,7 +206,7 @@ rule kd_pretrain:
         "logs/kd_pretrain/{objective}.log",
     wildcard_constraints:
         objective="kd|mlm",
-    threads: max(1, workflow.cores // len(BORT_OBJECTIVES))
+    threads: share_of_cores(len(BORT_OBJECTIVES))
     resources:
         mem_mb=8000,
         gpu=BORT["pretrain"]["nproc_per_node"] if BORT["pretrain"]["nproc_per_node"] > 1 else 0,

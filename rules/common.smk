@@ -9,6 +9,8 @@ from workflow_scripts.pipeline.params import (COMPETITOR_ALGORITHMS, ParamsError
 from workflow_scripts.pipeline.dag import adopt_into_dvc, code_files, task_code_files
 from workflow_scripts.head_pruning.layerwise import processing_order
 from workflow_scripts.core.models import encoder_depth
+from workflow_scripts.pipeline.locks import clear_stale_locks
+from workflow_scripts.pipeline.parent_watch import mark_snakemake_process
 
 configfile: "params.yaml"
 
@@ -20,6 +22,16 @@ try:
 except (ParamsError, RuntimeError) as error:
     # One message naming the key, before any job is scheduled.
     raise WorkflowError(str(error)) from None
+
+# After a hard kill: the lock the killed run left is removed when no Snakemake process works here any more (a live
+# run's is kept), before Snakemake locks; the profile profiles/default rebuilds the outputs it left incomplete. Jobs
+# on a cluster node run snakemake too, without a lock of their own: only the main process looks.
+if workflow.is_main_process:
+    lock_report = clear_stale_locks(os.getcwd())
+    if lock_report:
+        print(f"Locks: {lock_report}", file=sys.stderr)
+# The jobs this process starts stop if it is killed (pipeline/parent_watch.py), instead of running on as orphans.
+mark_snakemake_process()
 
 TASKS = config["tasks"]
 HEAD_PRUNING_METHODS = config["head_pruning"]["methods"]
@@ -42,6 +54,17 @@ wildcard_constraints:
     method="|".join([*FINAL_STAGE_OF_METHOD, *FINAL_STAGE_OF_AGORA_METHOD, *HEAD_PRUNING_METHODS]),
     layer=r"\d+",
     seed=r"\d+",
+
+
+def all_cores(wildcards):
+    """`threads:` of a job that takes the whole machine (--cores). A function, read when jobs are built and not when
+    the Snakefile is parsed: commands without --cores (`snakemake --unlock`) parse."""
+    return workflow.cores
+
+
+def share_of_cores(parts):
+    """`threads:` of jobs that run `parts` at a time side by side, sharing --cores."""
+    return lambda wildcards: max(1, workflow.cores // parts)
 
 
 def final_checkpoint(wildcards):

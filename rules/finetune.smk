@@ -13,7 +13,7 @@ rule finetune_initial:
         hp=hparams("finetune_initial"),
     log:
         "logs/finetune_initial/{task}.log",
-    threads: workflow.cores
+    threads: all_cores
     resources:
         mem_mb=8000,
     shell:
@@ -39,7 +39,7 @@ rule evaluate:
         "logs/evaluate/{task}-{method}.log",
     wildcard_constraints:
         method="|".join(FINAL_STAGE_OF_METHOD),
-    threads: workflow.cores
+    threads: all_cores
     resources:
         mem_mb=4000,
     shell:

@@ -8,12 +8,16 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "rules", "report", "workflow_scripts", ".dvcignore", ".gitignore"]
+WORKFLOW_FILES = ["Snakefile", "rules", "report", "workflow_scripts", "profiles", ".dvcignore", ".gitignore"]
 
 
 def command_env() -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # snakemake/dvc of this venv
+    # This checkout's workflow_scripts wherever a command runs (a folder with a copy of it, where `python -m` finds
+    # the copy first, or one with symlinks to the Snakefile only), even when the venv's editable install points at
+    # another checkout.
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     return env
 
 

@@ -16,6 +16,7 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
+from workflow_scripts.core.io_utils import write_checksums
 from workflow_scripts.core.surgery import (
     attach_ffn_gates,
     attach_head_gates,
@@ -260,9 +261,12 @@ def test_save_replaces_a_folder_and_a_failed_save_leaves_nothing(tmp_path, monke
 
 
 def edit_config(folder: Path, edit) -> None:
+    """Change the record and re-seal the folder: a folder written this way (by a buggy writer), which its checksums
+    alone would not catch."""
     config = json.loads((folder / "config.json").read_text())
     edit(config["compression"])
     (folder / "config.json").write_text(json.dumps(config))
+    write_checksums(str(folder))
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -288,10 +292,12 @@ def test_tampered_weights_raise_naming_layer_and_tensor(tmp_path):
     key = "bert.encoder.layer.2.attention.self.value.weight"
     tensors[key] = tensors[key][:8]  # one head fewer than recorded
     save_file(tensors, weights_path, metadata={"format": "pt"})
+    write_checksums(str(tmp_path / "ckpt"))  # written this way, not changed afterwards (test_corruption.py)
     with pytest.raises(ValueError, match=r"layer 2: tensor 'bert\.encoder\.layer\.2\.attention\.self\.value\.weight'"):
         load_pruned(tmp_path / "ckpt")
     del tensors[key]
     save_file(tensors, weights_path, metadata={"format": "pt"})
+    write_checksums(str(tmp_path / "ckpt"))
     with pytest.raises(ValueError, match=r"layer 2: tensor '.*value\.weight' is missing"):
         load_pruned(tmp_path / "ckpt")
 

@@ -210,8 +210,8 @@ def test_prepare_corpus_stage_writes_a_corpus_that_loads_back(tmp_path):
                          "--text-column", "text", "--hub-config", "null", "--max-documents", "null",
                          "--generated-sentences", "300", "--max-length", "32", "--heldout-fraction", "0.1",
                          "--seed", "0", "--threads", "1", "--log-file", str(tmp_path / "log.txt")])
-    assert sorted(path.name for path in output.iterdir()) == ["corpus.json", "heldout.safetensors",
-                                                               "train.safetensors"]
+    assert sorted(path.name for path in output.iterdir()) == ["checksums.sha256", "corpus.json",
+                                                               "heldout.safetensors", "train.safetensors"]
     train, heldout, info = load_corpus(str(output))
     assert info["source"] == "generated" and info["texts"] == 300 and info["max_length"] == 32
     assert info["hub_config"] is None and info["tokenizer"] == str(tokenizer_folder)

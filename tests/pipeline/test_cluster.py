@@ -9,7 +9,6 @@ runs each submitted job script as its own background process (profiles/local-sub
    sbatch on PATH; for the generic profile it hands the job to the local "cluster", so the jobs really run).
 """
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,11 +96,9 @@ def test_each_job_is_its_own_submission_from_the_command_line_and_from_a_profile
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    destination = make_workflow_repo(tmp_path_factory.mktemp("workflow"), REPO_ROOT / "tests/configs/tiny.yaml")
-    # The copy does not carry the profiles (workflow_repo.WORKFLOW_FILES): the commands below use them from
-    # the copy's root, as a user runs them from the repository root.
-    shutil.copytree(REPO_ROOT / "profiles", destination / "profiles")
-    return destination
+    # The copy carries the profiles (workflow_repo.WORKFLOW_FILES): the commands below use them from the copy's
+    # root, as a user runs them from the repository root; profiles/default is read by every run there.
+    return make_workflow_repo(tmp_path_factory.mktemp("workflow"), REPO_ROOT / "tests/configs/tiny.yaml")
 
 
 def fptas_candidates(params: dict):
@@ -116,7 +113,7 @@ def test_each_fptas_candidate_trains_as_its_own_submitted_job(repo):
     targets = [f"models/bort/fptas/candidates/{candidate.tag}/metrics.json" for candidate in candidates]
     submit_log = repo / ".snakemake" / "fptas-submit.log"
     env = dict(command_env(), LOCAL_SUBMIT_LOG=str(submit_log))
-    # --cores: rules that declare `threads: workflow.cores` need a core count to be parsed (profiles set one).
+    # --cores: rules whose threads follow --cores (`threads: all_cores`) need a core count for their jobs.
     result = subprocess.run(SNAKEMAKE + ["--executor", "cluster-generic", "--jobs", "4", "--cores", "2",
                                          "--cluster-generic-submit-cmd", str(LOCAL_SUBMIT / "submit.sh"),
                                          "--cluster-generic-status-cmd", str(LOCAL_SUBMIT / "status.sh"),
@@ -135,7 +132,9 @@ def test_the_cluster_profiles_load_on_the_workflow_in_a_dry_run(repo, profile, p
     # No scheduler on this machine: a dry run neither submits nor queries, so no sbatch/sinfo is needed.
     result = run(SNAKEMAKE + ["--profile", f"profiles/{profile}", "--dry-run"], repo)
     log = result.stdout + result.stderr
-    assert f"Using profile profiles/{profile}" in log and "This was a dry-run" in log
+    # the workflow profile profiles/default is read too; the cluster profile's settings below are still in force
+    assert f"Using profiles profiles/{profile} and workflow specific profile profiles/default" in log
+    assert "This was a dry-run" in log
     finetune = log.split("rule finetune_initial:", 1)[1].split("\n\n", 1)[0]
     assert f"{partition_resource}=EDIT_ME_gpu_partition" in finetune and "gpu=1" in finetune
     assert "threads: 8" in finetune  # set-threads, not the core count of the machine that submits

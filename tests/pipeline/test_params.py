@@ -120,7 +120,7 @@ def test_stage_hparams_render_as_cli_flags(params):
 
 
 def test_snakemake_stops_before_any_work_on_invalid_params(tmp_path):
-    for name in ("Snakefile", "rules"):
+    for name in ("Snakefile", "rules", "workflow_scripts"):  # this checkout's code, whatever the venv points at
         (tmp_path / name).symlink_to(REPO_ROOT / name)
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["finetune_initial"]["default"]["lerning_rate"] = 1e-5

@@ -262,8 +262,9 @@ def load_task_splits(raw_folder: str, selection_fraction: float, pick_fraction: 
     """The task's training split in its three shares; Agora's baseline reads the same ones."""
     import os
 
-    from workflow_scripts.core.io_utils import read_json
+    from workflow_scripts.core.io_utils import read_json, verify_checksums
 
+    verify_checksums(raw_folder)
     spec = read_json(os.path.join(raw_folder, "task.json"))
     rows = read_jsonl(os.path.join(raw_folder, "train.jsonl"))
     train_ids, selection_ids, pick_ids = share_indices(len(rows), selection_fraction, pick_fraction, seed)

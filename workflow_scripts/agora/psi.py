@@ -327,10 +327,12 @@ def _load_masked_lm(model_folder: str, device: str):
     """(BertForMaskedLM in eval mode on device, tokenizer); refuses a folder whose MLM head would be random."""
     from transformers import AutoTokenizer, BertForMaskedLM
 
+    from workflow_scripts.core.io_utils import verified
+
     if not os.path.isfile(os.path.join(model_folder, "config.json")):
         raise FileNotFoundError(f"psi masked_lm: {model_folder!r} is not a Hugging Face model folder "
                                 "(no config.json); give a BertForMaskedLM folder such as models/bort/teacher")
-    model, loading_info = BertForMaskedLM.from_pretrained(model_folder, output_loading_info=True)
+    model, loading_info = BertForMaskedLM.from_pretrained(verified(model_folder), output_loading_info=True)
     # A BertModel checkpoint (no MLM head) loads with a freshly initialized head and only a warning; its
     # "predictions" would be noise, so stop here instead.
     missing_head = sorted(key for key in loading_info["missing_keys"] if key.startswith("cls."))

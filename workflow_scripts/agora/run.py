@@ -29,7 +29,7 @@ from workflow_scripts.agora.loop import (Round, build_classifier, encode_rows, e
                                          model_seed, predictions, read_jsonl, returned_round, run_rounds, score_on,
                                          set_name, teacher_label, wrong)
 from workflow_scripts.agora.psi import build_psi, deduplicate
-from workflow_scripts.core.io_utils import read_json, write_json
+from workflow_scripts.core.io_utils import read_json, write_checksums, write_json
 from workflow_scripts.core.models import load_for_classification, save_checkpoint
 from workflow_scripts.core.resume import Checkpoints, fingerprint
 from workflow_scripts.core.inference import predict_logits
@@ -257,6 +257,7 @@ def write_agora(run: AgoraRun, rounds: list[Round]) -> None:
     shutil.copytree(os.path.join(run.rounds.folder(chosen.index), "model"), staging)
     write_json(os.path.join(staging, "agora.json"), summary)
     run.rounds.move_into(staging, "rounds")
+    write_checksums(staging)  # the copied model's files, agora.json (each round has its own)
     shutil.rmtree(output, ignore_errors=True)
     os.replace(staging, output)
     run.logger.info("wrote %s: round %d (%s), pick %s %.4f, %d points added, %.0f s", output, chosen.index,

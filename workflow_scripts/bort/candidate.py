@@ -21,6 +21,7 @@ from workflow_scripts.bort.distillation import (build_student, distillation_loss
 from workflow_scripts.bort.teacher_outputs import TeacherOutputs, teacher_top_k
 from workflow_scripts.bort.fptas import Candidate, Vocabulary, flops_of, parameters_of
 from workflow_scripts.core.counters import count_parameters
+from workflow_scripts.core.io_utils import verified
 from workflow_scripts.core.latency import measure_latency
 from workflow_scripts.core.training import build_optimizer, linear_schedule, run_training
 from workflow_scripts.data.corpus import heldout_masked_batches, load_corpus, training_batches
@@ -147,7 +148,7 @@ def measure(teacher_folder: str, corpus_folder: str, architecture: str | None, c
                                      config.seed)
     model = None
     if architecture is None or teacher_outputs is None:  # T itself is measured, or runs online
-        model = AutoModelForMaskedLM.from_pretrained(teacher_folder).to(device).eval()
+        model = AutoModelForMaskedLM.from_pretrained(verified(teacher_folder)).to(device).eval()
     teacher = SurrogateTeacher(AutoConfig.from_pretrained(teacher_folder),
                                TeacherOutputs.load(teacher_outputs) if teacher_outputs else None, model)
     teacher_logits = teacher.heldout(heldout, device)

@@ -28,7 +28,7 @@ from workflow_scripts.bort.distillation import (build_student, distillation_loss
                                                 noam_factor)
 from workflow_scripts.bort.fptas import Candidate
 from workflow_scripts.bort.teacher_outputs import TeacherOutputs, teacher_top_k
-from workflow_scripts.core.io_utils import atomic_output_dir, read_json, write_json, write_text
+from workflow_scripts.core.io_utils import atomic_output_dir, read_json, verified, verify_checksums, write_json, write_text
 from workflow_scripts.core.resume import Checkpoints, fingerprint
 from workflow_scripts.core.training import (Distributed, Periodic, build_optimizer, linear_schedule,
                                             restore_trainer_state, run_training, seed_everything, trainer_state)
@@ -158,7 +158,7 @@ def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, outpu
     mlm_weight, teacher_weight = loss_weights(config)
     cache = TeacherOutputs.load(teacher_outputs) if teacher_weight and teacher_outputs else None
     online = teacher_weight and cache is None
-    teacher = AutoModelForMaskedLM.from_pretrained(teacher_folder).to(device).eval() if online else None
+    teacher = AutoModelForMaskedLM.from_pretrained(verified(teacher_folder)).to(device).eval() if online else None
     student = build_student(AutoConfig.from_pretrained(teacher_folder), candidate, config.dropout, config.seed)
     student = student.to(device)
     train_blocks, heldout_blocks, _ = load_corpus(corpus_folder)
@@ -182,6 +182,7 @@ def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, outpu
         resume_from = shared[0]
     start_step, curve, recent_losses, train_seconds_before = 0, [], [], 0.0
     if resume_from:
+        verify_checksums(resume_from)
         state = torch.load(os.path.join(resume_from, STATE_FILE), weights_only=False)
         student.load_state_dict(AutoModelForMaskedLM.from_pretrained(resume_from).state_dict())
         start_step = restore_trainer_state(state, optimizer, scheduler)

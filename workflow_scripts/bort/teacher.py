@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from workflow_scripts.bort.distillation import heldout_scores, masked_logits
+from workflow_scripts.core.io_utils import verified
 from workflow_scripts.core.training import Periodic, build_optimizer, linear_schedule, run_training
 from workflow_scripts.data.corpus import heldout_masked_batches, load_corpus, training_batches
 
@@ -54,7 +55,7 @@ def masked_lm_on_encoder(folder: str):
     config.tie_word_embeddings = True
     config.architectures = None
     model = AutoModelForMaskedLM.from_config(config)
-    encoder_state = AutoModel.from_pretrained(folder).state_dict()
+    encoder_state = AutoModel.from_pretrained(verified(folder)).state_dict()
     missing, unexpected = model.base_model.load_state_dict(encoder_state, strict=False)
     if missing:
         raise RuntimeError(f"the checkpoint in {folder} lacks encoder weights the masked-LM needs: {missing[:5]}")
@@ -105,7 +106,7 @@ def prepare_teacher(model_folder: str, corpus_folder: str, config: TeacherConfig
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     if has_mlm_head(AutoConfig.from_pretrained(model_folder)):
-        model, head = AutoModelForMaskedLM.from_pretrained(model_folder), "pretrained"
+        model, head = AutoModelForMaskedLM.from_pretrained(verified(model_folder)), "pretrained"
         logger.info("%s has a masked-LM head: kept", model_folder)
     else:
         model, head = masked_lm_on_encoder(model_folder), "fresh"

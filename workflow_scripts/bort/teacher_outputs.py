@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from workflow_scripts.bort.distillation import TeacherTopK, masked_logits
-from workflow_scripts.core.io_utils import atomic_output_dir, read_json, write_json
+from workflow_scripts.core.io_utils import atomic_output_dir, load_safetensors, read_json, verify_checksums, write_json
 from workflow_scripts.data.corpus import heldout_masked_batches, training_batches
 
 INFO_FILE = "teacher_outputs.json"
@@ -134,6 +134,7 @@ class TeacherOutputs:
 
     def __init__(self, folder: str):
         self.folder = folder
+        verify_checksums(folder)  # a corrupt file raises here, naming it
         self.info = read_json(os.path.join(folder, INFO_FILE))
         self.temperatures = self.info["temperatures"]
 
@@ -151,9 +152,7 @@ class TeacherOutputs:
                          f"rerun the teacher_outputs stage (its temperatures come from bort.pretrain.temperature)")
 
     def _read(self, name: str) -> dict[str, torch.Tensor]:
-        from safetensors.torch import load_file
-
-        return load_file(os.path.join(self.folder, name))
+        return load_safetensors(os.path.join(self.folder, name))
 
     def _check_stream(self, batch_size: int, seed: int, mask_probability: float, steps: int) -> None:
         for stream in self.info["streams"]:

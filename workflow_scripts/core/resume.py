@@ -31,7 +31,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from workflow_scripts.core.io_utils import read_json, write_json
+from workflow_scripts.core.io_utils import read_json, write_checksums, write_json
 from workflow_scripts.pipeline.dag import code_files
 
 logger = logging.getLogger("workflow_scripts")
@@ -137,6 +137,7 @@ class Checkpoints:
         try:
             yield staging
             write_json(os.path.join(staging, MARKER), {"fingerprint": self.fingerprint, "index": index})
+            write_checksums(staging)
             if os.path.isdir(final):
                 shutil.rmtree(final)
             os.rename(staging, final)

@@ -36,7 +36,6 @@ before loading, so such a folder loads wherever a plain classifier does.
 """
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -44,8 +43,9 @@ from pathlib import Path
 
 import torch
 import transformers
-from safetensors.torch import load_file
 from torch import nn
+
+from workflow_scripts.core.io_utils import load_safetensors, read_json, verify_checksums
 
 logger = logging.getLogger(__name__)
 
@@ -461,12 +461,12 @@ def _is_auto_class(model_class) -> bool:
 def _read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
     single = directory / "model.safetensors"
     if single.exists():
-        return load_file(single)
+        return load_safetensors(single)
     index = directory / "model.safetensors.index.json"
     if not index.exists():
         raise FileNotFoundError(f"{directory}: no model.safetensors (pickled weights are not loaded)")
-    shard_names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    return {k: v for name in shard_names for k, v in load_file(directory / name).items()}
+    shard_names = sorted(set(read_json(str(index))["weight_map"].values()))
+    return {k: v for name in shard_names for k, v in load_safetensors(directory / name).items()}
 
 
 def _align_base_prefix(saved: dict, model: nn.Module) -> dict:
@@ -529,6 +529,7 @@ def load_pruned(directory: str | os.PathLike, model_class=None, attn_implementat
     ignore_mismatched_sizes.
     """
     directory = Path(directory)
+    verify_checksums(directory)  # a truncated or altered file raises here, naming it
     config = transformers.AutoConfig.from_pretrained(directory, trust_remote_code=False, **config_overrides)
     model_class = _resolve_model_class(config, model_class)
     build_kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from workflow_scripts.core.io_utils import atomic_output_dir, read_json, write_json
+from workflow_scripts.core.io_utils import atomic_output_dir, load_safetensors, read_json, verify_checksums, write_json
 from workflow_scripts.data.generated.task_generator import generate_task
 
 GENERATED_SOURCE = "generated"
@@ -291,11 +291,10 @@ def save_corpus(folder: str, train_blocks: dict[str, torch.Tensor], heldout_bloc
 
 
 def load_corpus(folder: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
-    """(train blocks, held-out blocks, info) as written by `save_corpus`."""
-    from safetensors.torch import load_file
-
-    return (load_file(os.path.join(folder, SPLIT_FILES["train"])),
-            load_file(os.path.join(folder, SPLIT_FILES["heldout"])),
+    """(train blocks, held-out blocks, info) as written by `save_corpus`; a corrupt file raises, naming it."""
+    verify_checksums(folder)
+    return (load_safetensors(os.path.join(folder, SPLIT_FILES["train"])),
+            load_safetensors(os.path.join(folder, SPLIT_FILES["heldout"])),
             read_json(os.path.join(folder, INFO_FILE)))
 
 

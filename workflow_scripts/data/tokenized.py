@@ -6,21 +6,23 @@ from __future__ import annotations
 
 import os
 
-from workflow_scripts.core.io_utils import atomic_output_dir, read_json, write_json
+from workflow_scripts.core.io_utils import atomic_output_dir, read_json, verify_checksums, write_json
 
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels")
 
 
 def load_tokenized(folder: str):
-    """(DatasetDict, task spec dict) as written by this stage."""
+    """(DatasetDict, task spec dict) as written by this stage; a corrupt file raises, naming it (checksums.sha256)."""
     import datasets
 
+    verify_checksums(folder)
     return datasets.load_from_disk(folder), read_json(os.path.join(folder, "task.json"))
 
 
 def tokenize_task(raw_folder: str, tokenizer, max_length: int):
     import datasets
 
+    verify_checksums(raw_folder)
     spec = read_json(os.path.join(raw_folder, "task.json"))
     text_columns = spec["text_columns"]
     data_files = {split: os.path.join(raw_folder, f"{split}.jsonl") for split in spec["split_sizes"]}

@@ -23,6 +23,7 @@ import typing
 import torch
 
 from workflow_scripts.core.io_utils import setup_logging
+from workflow_scripts.pipeline.parent_watch import watch_snakemake
 
 
 @dataclasses.dataclass
@@ -112,6 +113,7 @@ def parse_stage_args(description: str, config_classes: list, argv=None,
 def start_stage(execution: Execution, *configs) -> tuple[logging.Logger, str]:
     """Set up logging and threads; log what the stage runs with; return (logger, device)."""
     logger = setup_logging(execution.log_file)
+    watch_snakemake(logger)  # a job whose Snakemake was killed stops instead of running on as an orphan
     if execution.threads:
         torch.set_num_threads(execution.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if execution.device == "auto" else execution.device

@@ -6,6 +6,7 @@ them too). Errors name the offending key and stop the pipeline before any work.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -68,6 +69,14 @@ def _dotted(path) -> str:
     return ".".join(str(part) for part in path) or "<top level>"
 
 
+def _looks_like_a_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
+
+
 def _schema_error_message(error) -> str:
     """One line naming the key: unknown keys get their full dotted name, the rest the key and the rule broken."""
     if error.validator == "additionalProperties":
@@ -77,7 +86,25 @@ def _schema_error_message(error) -> str:
             f" (allowed here: {', '.join(allowed)})" if allowed else "")
     if error.validator == "required":
         return f"{error.message} under {_dotted(error.absolute_path)!r}"
-    return f"{_dotted(error.absolute_path)!r}: {error.message}"
+    message = f"{_dotted(error.absolute_path)!r}: {error.message}"
+    if error.validator == "type" and _looks_like_a_number(error.instance):
+        hint = "write it without quotes"
+        if "e" in error.instance.lower():
+            hint += "; YAML reads an exponent without a dot (1e-4) as text: write 1.0e-4"
+        message += f" (a number as text: {hint})"
+    return message
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_validator():
+    """The schema's validator, with one change to JSON Schema: 3.0 is not an integer (a stage's integer flag
+    would receive `3.0`, which breaks range() and indexing inside a job instead of here)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    integers_only = base.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(base, type_checker=integers_only)(load_schema())
 
 
 def validate_params(params) -> None:
@@ -86,8 +113,7 @@ def validate_params(params) -> None:
 
     if not isinstance(params, dict):
         raise ParamsError("params.yaml must be a mapping of keys to values")
-    validator = jsonschema.Draft202012Validator(load_schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(params))
+    error = jsonschema.exceptions.best_match(_schema_validator().iter_errors(params))
     if error is not None:
         raise ParamsError(f"params.yaml: {_schema_error_message(error)}")
     _check_tasks(params)
@@ -101,6 +127,11 @@ def validate_params(params) -> None:
 
 
 def _check_tasks(params) -> None:
+    generated = [name for name, spec in TASKS.items() if spec.source == "generated"]
+    for task in params["data"]["generated_sizes"]:
+        if task not in generated:
+            raise ParamsError(f"params.yaml: 'data.generated_sizes.{task}': unknown generated task {task!r} "
+                              f"(known: {', '.join(generated)})")
     for position, task in enumerate(params["tasks"]):
         if task not in TASKS:
             raise ParamsError(f"params.yaml: 'tasks[{position}]': unknown task {task!r} (known: {', '.join(TASKS)})")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from workflow_scripts.bort.teacher_outputs import (HELDOUT_FILE, TeacherOutputsConfig, compute_teacher_outputs,
                                                    save_teacher_outputs, stream_info, tail_mass)
+from workflow_scripts.core.io_utils import verified
 from workflow_scripts.data.corpus import load_corpus
 from workflow_scripts.pipeline.cli import Execution, parse_stage_args, start_stage
 
@@ -35,7 +36,7 @@ def main(argv=None) -> None:
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     started = time.perf_counter()
-    teacher = AutoModelForMaskedLM.from_pretrained(paths.teacher)
+    teacher = AutoModelForMaskedLM.from_pretrained(verified(paths.teacher))
     tokenizer = AutoTokenizer.from_pretrained(paths.teacher)
     train_blocks, heldout_blocks, _ = load_corpus(paths.corpus)
     files = compute_teacher_outputs(teacher, train_blocks, heldout_blocks, tokenizer, config, device, logger)
