@@ -238,7 +238,7 @@ rule dap_report:
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         scope="main|all",
-    threads: workflow.cores
+    threads: all_cores
     resources:
         mem_mb=4000,
     shell:

@@ -86,6 +86,8 @@ def _schema_error_message(error) -> str:
             f" (allowed here: {', '.join(allowed)})" if allowed else "")
     if error.validator == "required":
         return f"{error.message} under {_dotted(error.absolute_path)!r}"
+    if "propertyNames" in error.absolute_schema_path:  # a name the mapping does not allow (dap.variants' names)
+        return f"{_dotted([*error.absolute_path, error.instance])!r}: name not allowed here ({error.message})"
     message = f"{_dotted(error.absolute_path)!r}: {error.message}"
     if error.validator == "type" and _looks_like_a_number(error.instance):
         hint = "write it without quotes"
