@@ -53,7 +53,9 @@ def main(argv=None) -> None:
                              np.random.default_rng(augmentation.seed))
     variants = deduplicate(variants, sources, text_columns)
     label_of = {row["idx"]: row["label"] for row in sources}
-    augmented = [*sources, *({**variant, "idx": len(sources) + position, "label": label_of[variant["source_idx"]]}
+    # the same columns as the sources' (one schema per file): psi's source_idx becomes the variant's label only
+    augmented = [*sources, *({**{k: v for k, v in variant.items() if k != "source_idx"},
+                              "idx": len(sources) + position, "label": label_of[variant["source_idx"]]}
                              for position, variant in enumerate(variants))]
     with atomic_output_dir(paths.output) as staging:
         for split in spec["split_sizes"]:
