@@ -35,6 +35,7 @@ rule agora_finetune:
         "logs/agora_finetune/{task}-seed_{seed}.log",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
+    priority: CRITICAL_PATH
     threads: 1
     resources:
         mem_mb=6000,
@@ -58,6 +59,7 @@ rule finetune_plain:
         "logs/finetune_plain/{task}-seed_{seed}.log",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
+    priority: CRITICAL_PATH
     threads: 1
     resources:
         mem_mb=4000,

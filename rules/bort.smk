@@ -56,6 +56,7 @@ rule prepare_corpus:
         hp=hparams("prepare_corpus"),
     log:
         "logs/prepare_corpus/corpus.log",
+    priority: CRITICAL_PATH
     threads: 1
     resources:
         mem_mb=4000,
@@ -76,6 +77,7 @@ rule teacher_prep:
         hp=hparams("teacher_prep"),
     log:
         "logs/teacher_prep/teacher.log",
+    priority: CRITICAL_PATH
     threads: all_cores
     resources:
         mem_mb=4000,
@@ -96,6 +98,7 @@ rule teacher_outputs:
         hp=hparams("teacher_outputs"),
     log:
         "logs/teacher_outputs/teacher_outputs.log",
+    priority: CRITICAL_PATH
     threads: all_cores
     resources:
         mem_mb=6000,
@@ -118,6 +121,7 @@ rule fptas_teacher_cost:
         cached=teacher_outputs_flag,
     log:
         "logs/fptas_teacher_cost/teacher.log",
+    priority: CRITICAL_PATH
     threads: 1
     resources:
         mem_mb=4000,
@@ -145,6 +149,7 @@ rule fptas_candidate_train:
         heads=r"\d+",
         hidden=r"\d+",
         intermediate=r"\d+",
+    priority: CRITICAL_PATH
     threads: 1
     resources:
         mem_mb=4000,
@@ -174,6 +179,7 @@ rule fptas_select:
         counts=f"--valid {BORT_PLAN.valid} --skipped {len(BORT_PLAN.skipped)}",
     log:
         "logs/fptas_select/selection.log",
+    priority: CRITICAL_PATH
     threads: 1
     shell:
         "{PYTHON} -m workflow_scripts.stages.fptas_select --teacher {input.teacher} --candidates {input.candidates} "
@@ -206,6 +212,7 @@ rule kd_pretrain:
         "logs/kd_pretrain/{objective}.log",
     wildcard_constraints:
         objective="kd|mlm",
+    priority: CRITICAL_PATH
     threads: share_of_cores(len(BORT_OBJECTIVES))
     resources:
         mem_mb=8000,

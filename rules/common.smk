@@ -67,6 +67,13 @@ def share_of_cores(parts):
     return lambda wildcards: max(1, workflow.cores // parts)
 
 
+# `priority:` of the jobs on the longest chain of `main`: the unpruned fine-tune that every pruning method starts from,
+# then Bort's serial chain (teacher -> its outputs -> candidates -> pretraining -> Agora -> its baseline, about 16 min
+# on 2 cores). Started first, it runs beside the many short single-thread pruning jobs, which fill the other core to
+# the end; left to the scheduler, it started halfway and ran alone at the end, one core idle (make run 2 min longer).
+CRITICAL_PATH = 10
+
+
 def final_checkpoint(wildcards):
     return f"models/{wildcards.task}/{wildcards.method}/{FINAL_STAGE_OF_METHOD[wildcards.method]}"
 

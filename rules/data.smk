@@ -11,6 +11,7 @@ rule fetch_model:
         hp=hparams("fetch_model"),
     log:
         "logs/fetch_model/base.log",
+    priority: CRITICAL_PATH
     threads: 1
     resources:
         mem_mb=4000,

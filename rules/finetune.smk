@@ -13,6 +13,7 @@ rule finetune_initial:
         hp=hparams("finetune_initial"),
     log:
         "logs/finetune_initial/{task}.log",
+    priority: CRITICAL_PATH
     threads: all_cores
     resources:
         mem_mb=8000,
