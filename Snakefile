@@ -37,8 +37,9 @@ AGORA_FIRST_SEED_REPORTS = agora_runs("results/agora/{task}/seed_{seed}/train_si
 # `main` fine-tunes and evaluates the base model on the tasks its methods use (head_pruning.tasks, agora.tasks); the
 # other tasks' base models (each about 1 min of make run's 30) are in `all`, with the comparison that uses them.
 MAIN_TASKS = [task for task in TASKS if task in {*HEAD_PRUNING_TASKS, *AGORA_TASKS, *DAP_TASKS[:1]}] or TASKS
-# Architecture pruning (seed 004): `main` has the first task and ratio's report with magnitude pruning beside it;
-# `all` every task x ratio with magnitude pruning and IMP (its five rounds: about 5 min of make run's 30 on a core).
+# Architecture pruning (seed 004): `main` has the first task and ratio's search with magnitude pruning beside it;
+# `all` every task x ratio with the random and importance architectures at the search's FLOPs, magnitude pruning and
+# IMP (IMP's five rounds: about 5 min of a core; the two structured baselines about 4).
 
 
 rule all:
@@ -53,6 +54,7 @@ rule all:
         SPARSE_EVALUATIONS,
         "results/models/first_seed/table.md",
         "results/models/all_seeds/table.md",
+        dap_reports("main"),
         dap_reports("all"),
 
 
@@ -90,6 +92,8 @@ rule model_table:
         hp=hparams("model_table"),
     log:
         "logs/model_table/{scope}.log",
+    benchmark:
+        "logs/benchmarks/model_table/{scope}.tsv",
     wildcard_constraints:
         scope="all_seeds|first_seed",
     threads: all_cores

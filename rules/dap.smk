@@ -26,10 +26,16 @@ def dap_runs(pattern, tasks=None, ratios=None, methods=None):
 
 
 def dap_reports(scope):
-    """main: the first task and ratio, beside magnitude pruning (IMP's rounds, about 5 min on a core, are in `all`);
-    all: every task x ratio, beside both unstructured baselines."""
+    """main: the first task and ratio's search, beside magnitude pruning; all: every task x ratio, with the
+    structured baselines at the search's FLOPs and both unstructured baselines (IMP's rounds take about 5 min of a
+    core, the random and importance architectures' selections and distillations about 4)."""
     tasks, ratios = (DAP_TASKS[:1], DAP_RATIOS[:1]) if scope == "main" else (DAP_TASKS, DAP_RATIOS)
     return [f"results/dap/{scope}/{task}/ratio_{ratio}/report.md" for task in tasks for ratio in ratios]
+
+
+def dap_methods_in(scope):
+    """The report's architecture-pruning models: the searches (and their variants) in main, their baselines too in all."""
+    return DAP_SEARCHES if scope == "main" else DAP_METHODS
 
 
 def unstructured_beside(wildcards):
@@ -67,6 +73,8 @@ rule augment_task:
         hp=hparams("augment_task"),
     log:
         "logs/augment_task/{task}.log",
+    benchmark:
+        "logs/benchmarks/augment_task/{task}.tsv",
     threads: 1
     resources:
         mem_mb=4000,
@@ -87,6 +95,8 @@ rule tokenize_augmented:
         hp=hparams("tokenize_augmented"),
     log:
         "logs/tokenize_augmented/{task}.log",
+    benchmark:
+        "logs/benchmarks/tokenize_augmented/{task}.tsv",
     threads: 1
     resources:
         mem_mb=2000,
@@ -107,6 +117,8 @@ rule dap_search:
         hp=hparams("dap_search"),
     log:
         "logs/dap_search/{task}-{method}-ratio_{ratio}.log",
+    benchmark:
+        "logs/benchmarks/dap_search/{task}-{method}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_SEARCHES),
@@ -131,6 +143,8 @@ rule dap_select:
         hp=hparams("dap_select"),
     log:
         "logs/dap_select/{task}-{method}-ratio_{ratio}.log",
+    benchmark:
+        "logs/benchmarks/dap_select/{task}-{method}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_BASELINES) or "$^",
@@ -159,6 +173,8 @@ rule distill_intermediate:
         hp=hparams("distill_intermediate"),
     log:
         "logs/distill_intermediate/{task}-{method}-ratio_{ratio}.log",
+    benchmark:
+        "logs/benchmarks/distill_intermediate/{task}-{method}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_METHODS),
@@ -182,6 +198,8 @@ rule distill_prediction:
         hp=hparams("distill_prediction"),
     log:
         "logs/distill_prediction/{task}-{method}-ratio_{ratio}.log",
+    benchmark:
+        "logs/benchmarks/distill_prediction/{task}-{method}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_METHODS),
@@ -204,6 +222,8 @@ rule evaluate_dap:
         hp=hparams("evaluate"),
     log:
         "logs/evaluate/{task}-{method}-ratio_{ratio}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_dap/{task}-{method}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_METHODS),
@@ -219,7 +239,7 @@ rule dap_report:
     input:
         base="models/{task}/base/evaluate/metrics.json",
         metrics=lambda wildcards: dap_runs("models/{task}/{method}/ratio_{ratio}/evaluate/metrics.json",
-                                           [wildcards.task], [wildcards.ratio]),
+                                           [wildcards.task], [wildcards.ratio], dap_methods_in(wildcards.scope)),
         sparse=unstructured_beside,
         searches=lambda wildcards: dap_runs("models/{task}/{method}/ratio_{ratio}/search", [wildcards.task],
                                             [wildcards.ratio], DAP_SEARCHES),
@@ -235,6 +255,8 @@ rule dap_report:
         hp=hparams("dap_report"),
     log:
         "logs/dap_report/{scope}-{task}-ratio_{ratio}.log",
+    benchmark:
+        "logs/benchmarks/dap_report/{scope}-{task}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         scope="main|all",

@@ -11,6 +11,8 @@ rule fetch_model:
         hp=hparams("fetch_model"),
     log:
         "logs/fetch_model/base.log",
+    benchmark:
+        "logs/benchmarks/fetch_model/base.tsv",
     priority: CRITICAL_PATH
     threads: 1
     resources:
@@ -30,6 +32,8 @@ rule prepare_task:
         hp=hparams("prepare_task"),
     log:
         "logs/prepare_task/{task}.log",
+    benchmark:
+        "logs/benchmarks/prepare_task/{task}.tsv",
     threads: 1
     resources:
         mem_mb=2000,
@@ -50,6 +54,8 @@ rule tokenize_task:
         hp=hparams("tokenize_task"),
     log:
         "logs/tokenize_task/{task}.log",
+    benchmark:
+        "logs/benchmarks/tokenize_task/{task}.tsv",
     threads: 1
     resources:
         mem_mb=2000,

@@ -13,6 +13,8 @@ rule finetune_initial:
         hp=hparams("finetune_initial"),
     log:
         "logs/finetune_initial/{task}.log",
+    benchmark:
+        "logs/benchmarks/finetune_initial/{task}.tsv",
     priority: CRITICAL_PATH
     threads: all_cores
     resources:
@@ -38,9 +40,13 @@ rule evaluate:
         hp=hparams("evaluate"),
     log:
         "logs/evaluate/{task}-{method}.log",
+    benchmark:
+        "logs/benchmarks/evaluate/{task}-{method}.tsv",
     wildcard_constraints:
         method="|".join(FINAL_STAGE_OF_METHOD),
-    threads: all_cores
+    # One thread: a job of seconds that waited for both cores to be free ran last in make run, holding up the
+    # reports that read it.
+    threads: 1
     resources:
         mem_mb=4000,
     shell:

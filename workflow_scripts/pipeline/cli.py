@@ -13,10 +13,12 @@ every one of them through `pipeline.params.rule_hparams`. Non-string values are 
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
 import logging
 import os
+import resource
 import types
 import typing
 
@@ -110,9 +112,32 @@ def parse_stage_args(description: str, config_classes: list, argv=None,
     return instances
 
 
+PEAK_MEMORY_MESSAGE = "peak resident memory %d MB"
+_peak_memory_logged_at_exit: list = []
+
+
+def peak_memory_mb() -> int:
+    """The kernel's high-water mark of this process's resident memory, and of its finished children (torchrun's
+    workers), whichever is larger, in MB. Exact, where Snakemake's benchmark samples (every 30 s after the first)."""
+    kilobytes = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return round(kilobytes / 1024)
+
+
+def log_peak_memory(logger: logging.Logger) -> None:
+    """At exit (read by tools/memory_check). Streams already closed are skipped: where stages run inside another
+    program (the tests), its stderr may be gone by then."""
+    for handler in list(logger.handlers):
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            logger.removeHandler(handler)
+    logger.info(PEAK_MEMORY_MESSAGE, peak_memory_mb())
+
+
 def start_stage(execution: Execution, *configs) -> tuple[logging.Logger, str]:
     """Set up logging and threads; log what the stage runs with; return (logger, device)."""
     logger = setup_logging(execution.log_file)
+    if not _peak_memory_logged_at_exit:  # once per process: tests call several stages' main() in one
+        _peak_memory_logged_at_exit.append(atexit.register(log_peak_memory, logger))
     watch_snakemake(logger)  # a job whose Snakemake was killed stops instead of running on as an orphan
     if execution.threads:
         torch.set_num_threads(execution.threads)
