@@ -10,7 +10,8 @@ import transformers
 from workflow_scripts.core.surgery import prune_heads
 from workflow_scripts.distill.losses import (AttentionScores, attention_loss, head_pairs, hidden_loss, layer_mapping,
                                              soft_cross_entropy)
-from workflow_scripts.distill.task_distillation import DistillLosses, DistillTraining, distill
+from workflow_scripts.core.training import OptimizationConfig
+from workflow_scripts.distill.task_distillation import DistillLosses, distill
 
 torch.set_num_threads(1)
 
@@ -96,7 +97,7 @@ def test_distillation_stage_lowers_its_loss(objective):
             for i in range(32)]
     collate = (lambda batch: {  # rows of equal length: nothing to pad
         key: torch.tensor([row[key] for row in batch]) for key in batch[0]})
-    training = DistillTraining(epochs=8, learning_rate=1e-2, batch_size=8, weight_decay=0.0, warmup_ratio=0.0,
+    training = OptimizationConfig(epochs=8, learning_rate=1e-2, batch_size=8, weight_decay=0.0, warmup_ratio=0.0,
                                max_grad_norm=1.0, seed=0)
     losses = DistillLosses(layer_mapping="top", embedding_weight=1.0, hidden_weight=1.0, attention_weight=1.0,
                            temperature=1.0)

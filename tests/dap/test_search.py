@@ -14,7 +14,7 @@ from workflow_scripts.dap.baselines import (gate_importance, importance_architec
                                             random_architecture)
 from workflow_scripts.dap.search import (SearchConfig, SoftArchitecture, cost_loss, discretize, filter_gradients,
                                          fold_and_prune, search_architecture, target_ratio_at)
-from workflow_scripts.distill.task_distillation import DistillTraining
+from workflow_scripts.core.training import OptimizationConfig
 
 torch.set_num_threads(1)
 SEQ_LEN = 16
@@ -126,7 +126,7 @@ def test_discretization_meets_the_band_and_folding_keeps_the_function(target):
 
 def test_search_moves_alpha_and_lands_in_the_band():
     teacher, student = tiny_classifier(), tiny_classifier()
-    training = DistillTraining(epochs=6, learning_rate=1e-3, batch_size=8, weight_decay=0.0, warmup_ratio=0.0,
+    training = OptimizationConfig(epochs=6, learning_rate=1e-3, batch_size=8, weight_decay=0.0, warmup_ratio=0.0,
                                max_grad_norm=1.0, seed=0)
     record = search_architecture(student, teacher, rows(), collate, training, config(target_ratio=0.4))
     assert record["alpha_entries_updated"] > 0 and record["steps_with_alpha_updates"] == record["steps"]

@@ -40,16 +40,22 @@ logger = logging.getLogger("workflow_scripts")
 
 
 @dataclass
-class TrainingConfig:
-    """The fine-tunes' recipe (params.yaml finetune_initial, finetune_layer, finetune_final; Agora's sets)."""
+class OptimizationConfig:
+    """How a model is optimized: AdamW, linear warm-up then linear decay, a clipped global gradient norm, seeded
+    (the distillation stages' recipe; the fine-tunes' adds early stopping)."""
     epochs: int = field(metadata={"help": "passes over the training set"})
     learning_rate: float = field(metadata={"help": "peak AdamW learning rate"})
     batch_size: int = field(metadata={"help": "examples per optimizer step"})
     weight_decay: float = field(metadata={"help": "AdamW weight decay (not on biases and LayerNorm weights)"})
     warmup_ratio: float = field(metadata={"help": "fraction of the steps with linear warm-up (then linear decay)"})
     max_grad_norm: float = field(metadata={"help": "global gradient-norm clip"})
+    seed: int = field(metadata={"help": "seeds a new head's initialization, shuffling and dropout"})
+
+
+@dataclass
+class TrainingConfig(OptimizationConfig):
+    """The fine-tunes' recipe (params.yaml finetune_initial, finetune_layer, finetune_final; Agora's sets)."""
     adam_epsilon: float = field(metadata={"help": "AdamW epsilon"})
-    seed: int = field(metadata={"help": "seeds the head's initialization, shuffling and dropout"})
     # Early stopping (off when evaluate_every_steps is 0): evaluate the selection score every N optimizer steps
     # on a split carved from training data, stop after `patience` evaluations without improvement, keep the best.
     evaluate_every_steps: int = field(metadata={"help": "optimizer steps between early-stopping evaluations (0: off)"})

@@ -32,6 +32,8 @@ from workflow_scripts.core.counters import Architecture, architecture_flops, arc
 from workflow_scripts.core.training import Callback, StepState, run_training, seed_everything
 from workflow_scripts.core.surgery import attach_ffn_gates, attach_head_gates, encoder_layers, prune_ffn_neurons, \
     prune_heads
+from workflow_scripts.distill.task_distillation import training_setup
+from workflow_scripts.distill.teacher_cache import ROW_KEY, IndexedRows, TeacherCache, model_inputs
 
 RATIO_SCHEDULES = ("linear", "multiplicative", "fixed")
 GRADIENT_FILTERS = ("per_tensor", "global", "none")
@@ -175,8 +177,6 @@ class SearchObjective:
         self.total_steps, self.config, self.step = total_steps, config, 0
 
     def __call__(self, model, batch: dict):
-        from workflow_scripts.distill.teacher_cache import ROW_KEY, model_inputs
-
         teacher_logits = self.teacher_logits(batch[ROW_KEY]).to(batch["input_ids"].device)
         distillation = torch.mean((model(**model_inputs(batch)).logits - teacher_logits) ** 2)
         expected = self.soft.expected_flops(self.config.seq_len)
@@ -294,9 +294,6 @@ def search_architecture(student: nn.Module, teacher: nn.Module, dataset, collate
                         device: str = "cpu") -> dict:
     """Search alpha and W together on `dataset` (the student, a copy of the teacher, is pruned in place) and return
     the record of the search: the architecture, its FLOPs, the trajectory and the alpha updates taken."""
-    from workflow_scripts.distill.task_distillation import training_setup
-    from workflow_scripts.distill.teacher_cache import IndexedRows, TeacherCache
-
     seed_everything(training.seed)
     teacher.to(device).eval()
     for parameter in teacher.parameters():

@@ -17,24 +17,12 @@ from torch import nn
 
 from workflow_scripts.core.inference import make_loader
 from workflow_scripts.core.training import (Callback, build_optimizer, epoch_batches, linear_schedule, run_training,
-                                            seed_everything, TrainingHistory)
+                                            seed_everything, OptimizationConfig, TrainingHistory)
 from workflow_scripts.distill.losses import (LAYER_MAPPINGS, AttentionScores, WidthProjection, attention_loss,
                                              head_pairs, hidden_loss, layer_mapping, soft_cross_entropy)
 from workflow_scripts.distill.teacher_cache import ROW_KEY, IndexedRows, TeacherCache, model_inputs
 
 OBJECTIVES = ("intermediate", "prediction")
-
-
-@dataclass
-class DistillTraining:
-    """The optimization of a distillation run (or of the architecture search's weights)."""
-    epochs: int = field(metadata={"help": "passes over the training rows"})
-    learning_rate: float = field(metadata={"help": "peak AdamW learning rate"})
-    batch_size: int = field(metadata={"help": "examples per optimizer step"})
-    weight_decay: float = field(metadata={"help": "AdamW weight decay (not on biases and LayerNorm weights)"})
-    warmup_ratio: float = field(metadata={"help": "share of the steps with linear warm-up, then linear decay to 0"})
-    max_grad_norm: float = field(metadata={"help": "global gradient-norm clip"})
-    seed: int = field(metadata={"help": "seeds shuffling and dropout"})
 
 
 @dataclass
@@ -123,7 +111,7 @@ class PredictionObjective:
         pass
 
 
-def training_setup(model: nn.Module, dataset, collate_fn, training: DistillTraining):
+def training_setup(model: nn.Module, dataset, collate_fn, training: OptimizationConfig):
     """(batches, optimizer, scheduler, total steps) of `training.epochs` passes over a shuffled dataset."""
     loader = make_loader(dataset, training.batch_size, collate_fn, shuffle=True, seed=training.seed)
     total_steps = training.epochs * len(loader)
@@ -132,7 +120,7 @@ def training_setup(model: nn.Module, dataset, collate_fn, training: DistillTrain
     return epoch_batches(loader, training.epochs), optimizer, scheduler, total_steps
 
 
-def distill(student: nn.Module, teacher: nn.Module, dataset, collate_fn, objective: str, training: DistillTraining,
+def distill(student: nn.Module, teacher: nn.Module, dataset, collate_fn, objective: str, training: OptimizationConfig,
             losses: DistillLosses, device: str = "cpu", callbacks: list[Callback] = ()) -> TrainingHistory:
     """One stage of task distillation of `student` (in place) from `teacher` on `dataset`'s rows."""
     if objective not in OBJECTIVES:

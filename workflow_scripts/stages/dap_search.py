@@ -19,7 +19,7 @@ from workflow_scripts.core.models import load_for_classification, save_checkpoin
 from workflow_scripts.dap.search import SearchConfig, search_architecture
 from workflow_scripts.data.tasks import TRAIN
 from workflow_scripts.data.tokenized import load_tokenized
-from workflow_scripts.distill.task_distillation import DistillTraining
+from workflow_scripts.core.training import OptimizationConfig
 from workflow_scripts.pipeline.cli import Execution, parse_stage_args, start_stage
 
 
@@ -47,7 +47,7 @@ def _check(paths, options, training, config, execution) -> str | None:
 
 def main(argv=None) -> None:
     paths, options, training, config, execution = parse_stage_args(
-        __doc__, [Paths, Options, DistillTraining, SearchConfig, Execution], argv, check=_check)
+        __doc__, [Paths, Options, OptimizationConfig, SearchConfig, Execution], argv, check=_check)
     logger, device = start_stage(execution, paths, options, training, config)
     dataset_dict, task = load_tokenized(paths.data)
     teacher = load_for_classification(paths.teacher, task["num_labels"], options.attn_implementation)

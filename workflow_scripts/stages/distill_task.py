@@ -15,7 +15,8 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 from workflow_scripts.core.models import load_for_classification, save_checkpoint
 from workflow_scripts.data.tasks import TRAIN
 from workflow_scripts.data.tokenized import load_tokenized
-from workflow_scripts.distill.task_distillation import OBJECTIVES, DistillLosses, DistillTraining, distill
+from workflow_scripts.core.training import OptimizationConfig
+from workflow_scripts.distill.task_distillation import OBJECTIVES, DistillLosses, distill
 from workflow_scripts.pipeline.cli import Execution, parse_stage_args, start_stage
 
 
@@ -35,7 +36,7 @@ class Stage:
 
 def main(argv=None) -> None:
     paths, stage, training, losses, execution = parse_stage_args(
-        __doc__, [Paths, Stage, DistillTraining, DistillLosses, Execution], argv)
+        __doc__, [Paths, Stage, OptimizationConfig, DistillLosses, Execution], argv)
     logger, device = start_stage(execution, paths, stage, training, losses)
     dataset_dict, task = load_tokenized(paths.data)
     teacher = load_for_classification(paths.teacher, task["num_labels"], stage.attn_implementation)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Callable
 
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
@@ -43,39 +44,60 @@ class FinetuneOptions:
     eval_batch_size: int = field(metadata={"help": "examples per forward pass when scoring the held-out rows"})
 
 
-def _check(paths, options: FinetuneOptions, config: TrainingConfig, execution) -> str | None:
+def check_early_stopping(paths, options: FinetuneOptions, config: TrainingConfig, execution) -> str | None:
     if config.evaluate_every_steps and not (0 < options.early_stopping_fraction < 1 and config.patience >= 1):
         return "early stopping needs 0 < --early-stopping-fraction < 1 and --patience >= 1"
     return None
 
 
-def main(argv=None) -> None:
-    paths, options, config, execution = parse_stage_args(
-        __doc__, [FinetunePaths, FinetuneOptions, TrainingConfig, Execution], argv, check=_check)
-    logger, device = start_stage(execution, paths, options, config)
+@dataclass
+class FinetuneResult:
+    """A fine-tuned model (on the CPU) and what its training_log.json records."""
+    model: object
+    tokenizer: object
+    task: dict
+    training_log: dict
 
-    dataset_dict, task = load_tokenized(paths.data)
-    tokenizer = AutoTokenizer.from_pretrained(paths.model)
-    seed_everything(config.seed)  # the new classifier head is initialized from this seed
-    model = load_for_classification(paths.model, task["num_labels"], options.attn_implementation)
-    train_rows, held_out_rows = training_rows(len(dataset_dict[TRAIN]), paths.train_indices,
+
+def finetune_checkpoint(model_dir: str, data_dir: str, train_indices: str | None, options: FinetuneOptions,
+                        config: TrainingConfig, device: str, logger, description: str,
+                        callbacks_for: Callable[[object], list] = lambda model: []) -> FinetuneResult:
+    """The body of every fine-tuning stage: load the checkpoint (a new classifier head only where it has none) and
+    the task, hold out the early-stopping rows, train. `callbacks_for(model)` gives the training callbacks of the
+    loaded model (sparse_finetune: the masks that keep pruned weights at zero)."""
+    dataset_dict, task = load_tokenized(data_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    seed_everything(config.seed)  # a new classifier head is initialized from this seed
+    model = load_for_classification(model_dir, task["num_labels"], options.attn_implementation)
+    train_rows, held_out_rows = training_rows(len(dataset_dict[TRAIN]), train_indices,
                                               options.early_stopping_fraction if config.evaluate_every_steps else 0.0,
                                               config.seed)
     collate_fn = DataCollatorWithPadding(tokenizer)
     selection_score = headline_score(dataset_dict[TRAIN].select(held_out_rows), task, options.eval_batch_size,
                                      collate_fn, device) if held_out_rows else None
+    callbacks = callbacks_for(model.to(device))
     logger.info("fine-tuning on %d %s examples (%d held out for early stopping): %s", len(train_rows), task["name"],
                 len(held_out_rows), config)
     history = train(model, dataset_dict[TRAIN].select(train_rows), config, collate_fn, device,
-                    selection_score=selection_score, description=f"finetune {task['name']}")
+                    selection_score=selection_score, description=f"{description} {task['name']}",
+                    callbacks=callbacks)
     if history.selection_scores:
         logger.info("early stopping: best %s %.4f at step %s of %d%s", task["metrics"][0],
                     max(s for _, s in history.selection_scores), history.best_step, len(history.losses),
                     " (stopped early)" if history.stopped_early else "")
-    save_checkpoint(model.cpu(), tokenizer, paths.output, extra_json={"training_log.json": {
+    return FinetuneResult(model.cpu(), tokenizer, task, {
         "config": dataclasses.asdict(config), "train_rows": len(train_rows), "held_out_rows": held_out_rows,
-        "selection_metric": task["metrics"][0], **history.to_json()}})
-    logger.info("wrote %s (final loss %.4f)", paths.output, history.losses[-1])
+        "selection_metric": task["metrics"][0], **history.to_json()})
+
+
+def main(argv=None) -> None:
+    paths, options, config, execution = parse_stage_args(
+        __doc__, [FinetunePaths, FinetuneOptions, TrainingConfig, Execution], argv, check=check_early_stopping)
+    logger, device = start_stage(execution, paths, options, config)
+    result = finetune_checkpoint(paths.model, paths.data, paths.train_indices, options, config, device, logger,
+                                 "finetune")
+    save_checkpoint(result.model, result.tokenizer, paths.output, extra_json={"training_log.json": result.training_log})
+    logger.info("wrote %s (final loss %.4f)", paths.output, result.training_log["losses"][-1])
 
 
 if __name__ == "__main__":
