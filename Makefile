@@ -17,9 +17,9 @@ run: $(VENV)/.installed
 	snakemake --cores $(CORES) main
 
 # Two workers, one test file each at a time: the end-to-end module (mostly waiting on its snakemake/dvc
-# subprocesses) runs beside the unit tests.
+# subprocesses) runs beside the unit tests. The slowest tests are listed at the end (CI's log shows where time goes).
 test: $(VENV)/.installed
-	$(PYTHON) -m pytest -q -n 2 --dist loadfile
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile --durations=25
 
 venv: $(VENV)/.installed
 

@@ -67,11 +67,13 @@ def share_of_cores(parts):
     return lambda wildcards: max(1, workflow.cores // parts)
 
 
-# `priority:` of the jobs on the longest chain of `main`: the unpruned fine-tune that every pruning method starts from,
-# then Bort's serial chain (teacher -> its outputs -> candidates -> pretraining -> Agora -> its baseline, about 16 min
+# `priority:` of the jobs on the longest chain of `main`: Bort's serial chain (teacher -> its outputs -> candidates -> pretraining -> Agora -> its baseline, about 16 min
 # on 2 cores). Started first, it runs beside the many short single-thread pruning jobs, which fill the other core to
 # the end; left to the scheduler, it started halfway and ran alone at the end, one core idle (make run 2 min longer).
 CRITICAL_PATH = 10
+# The unpruned fine-tune (and the task data it reads) comes first of all: it takes both cores, so once Bort's single-thread candidates start it
+# cannot start until they are all done, and every pruning chain waits for it (make run 3 min longer when it did).
+BEFORE_CRITICAL_PATH = CRITICAL_PATH + 1
 
 
 def final_checkpoint(wildcards):

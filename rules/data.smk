@@ -34,6 +34,7 @@ rule prepare_task:
         "logs/prepare_task/{task}.log",
     benchmark:
         "logs/benchmarks/prepare_task/{task}.tsv",
+    priority: BEFORE_CRITICAL_PATH
     threads: 1
     resources:
         mem_mb=2000,
@@ -56,6 +57,7 @@ rule tokenize_task:
         "logs/tokenize_task/{task}.log",
     benchmark:
         "logs/benchmarks/tokenize_task/{task}.tsv",
+    priority: BEFORE_CRITICAL_PATH
     threads: 1
     resources:
         mem_mb=2000,

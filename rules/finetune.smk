@@ -15,7 +15,7 @@ rule finetune_initial:
         "logs/finetune_initial/{task}.log",
     benchmark:
         "logs/benchmarks/finetune_initial/{task}.tsv",
-    priority: CRITICAL_PATH
+    priority: BEFORE_CRITICAL_PATH
     threads: all_cores
     resources:
         mem_mb=8000,

@@ -5,7 +5,8 @@
 RUN_A and RUN_B are workflow folders (a clone's, a rerun's). For each `*metrics.json` found in both, the values
 are compared exactly (floats included) after dropping what measures the machine rather than the model: wall-clock
 times and latencies (keys matching TIMING_KEY) and the file's own checksum. For each checkpoint folder found in
-both, the sha256 of every file its checksums.sha256 lists is compared: equal hashes are bit-identical weights.
+both, the sha256 of its `.safetensors` files (weights, masks) that checksums.sha256 lists are compared: equal hashes
+are bit-identical tensors. (Training logs and optimizer states beside them hold timings.)
 
 Prints one line per difference and a summary; exit status 1 when anything shared differs. Used for the
 determinism check (the same jobs twice on one machine) and the kill-and-resume drills (an interrupted run against an
@@ -20,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TIMING_KEY = re.compile(r"latency|seconds|_ms$|_s$|elapsed|wall|time", re.IGNORECASE)
+TIMING_KEY = re.compile(r"latency|seconds|_ms$|_s$|elapsed|wall|time|step_cost", re.IGNORECASE)
 IGNORED_KEYS = {"checksum"}
 CHECKSUMS = "checksums.sha256"
 
@@ -78,8 +79,8 @@ def compare_metrics(path_a: Path, path_b: Path) -> list[str]:
 
 def compare_checkpoint(path_a: Path, path_b: Path) -> list[str]:
     a, b = read_checksums(path_a), read_checksums(path_b)
-    return [f"{name} differs" for name in sorted(set(a) & set(b))
-            if a[name] != b[name] and not name.endswith(".json")]  # JSON beside weights may hold timings
+    return [f"{name} differs" for name in sorted(set(a) & set(b))  # weights and masks: logs beside them hold timings
+            if a[name] != b[name] and name.endswith(".safetensors")]
 
 
 def compare_runs(run_a: Path, run_b: Path, under: list[str]) -> Comparison:

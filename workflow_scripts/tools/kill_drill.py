@@ -51,9 +51,8 @@ class Trial:
 
 
 def front_end_command(front_end: str, targets: list[str]) -> list[str]:
-    if front_end == "dvc":
-        return FRONT_ENDS["dvc"]  # DVC's stages cover dvc.yaml; its targets are stage names, not files
-    return FRONT_ENDS["snakemake"] + targets
+    """The command a user would run: snakemake's targets are files or rules, dvc repro's are stage names."""
+    return FRONT_ENDS[front_end] + targets
 
 
 def processes_in(folder: Path) -> list[int]:
@@ -132,7 +131,8 @@ def main(argv=None) -> int:
     parser.add_argument("--front-end", choices=sorted(FRONT_ENDS), default="snakemake")
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "tests/configs/tiny.yaml",
                         help="params.yaml of the sandbox workflow")
-    parser.add_argument("--target", nargs="*", default=[], help="snakemake targets (default: the first rule)")
+    parser.add_argument("--target", nargs="*", default=[],
+                        help="snakemake targets, or dvc stage names (default: snakemake's first rule, every DVC stage)")
     parser.add_argument("--workdir", type=Path, required=True, help="an empty folder for the sandboxes")
     parser.add_argument("--seed", type=int, default=0, help="seeds the kill moments")
     parser.add_argument("--output", type=Path, help="write the trials here as JSON (and .md beside it)")
