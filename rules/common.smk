@@ -74,6 +74,10 @@ CRITICAL_PATH = 10
 # The unpruned fine-tune (and the task data it reads) comes first of all: it takes both cores, so once Bort's single-thread candidates start it
 # cannot start until they are all done, and every pruning chain waits for it (make run 3 min longer when it did).
 BEFORE_CRITICAL_PATH = CRITICAL_PATH + 1
+# Then the other long serial chains: head pruning layer by layer (AUBER's is about 13 min of one core) and the
+# architecture search with its two distillation stages (about 4 min), ahead of the short jobs that fill the gaps;
+# left to the scheduler, the chains started 15 min into make run and ended it 3 min late.
+LONG_CHAIN = 5
 
 
 def final_checkpoint(wildcards):

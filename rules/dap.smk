@@ -122,6 +122,7 @@ rule dap_search:
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_SEARCHES),
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=4000,
@@ -178,6 +179,7 @@ rule distill_intermediate:
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_METHODS),
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=4000,
@@ -203,6 +205,7 @@ rule distill_prediction:
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_METHODS),
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=4000,

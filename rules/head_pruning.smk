@@ -62,6 +62,7 @@ rule prune_layer:
         "logs/prune_layer/{task}-{method}-seed_{seed}-{layer}.log",
     benchmark:
         "logs/benchmarks/prune_layer/{task}-{method}-seed_{seed}-{layer}.tsv",
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=6000,
@@ -112,6 +113,7 @@ rule finetune_layer:
         "logs/finetune_layer/{task}-{method}-seed_{seed}-{layer}.log",
     benchmark:
         "logs/benchmarks/finetune_layer/{task}-{method}-seed_{seed}-{layer}.tsv",
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=6000,
@@ -135,6 +137,7 @@ rule finetune_final:
         "logs/finetune_final/{task}-{method}-seed_{seed}.log",
     benchmark:
         "logs/benchmarks/finetune_final/{task}-{method}-seed_{seed}.tsv",
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=6000,
