@@ -80,6 +80,12 @@ BEFORE_CRITICAL_PATH = CRITICAL_PATH + 1
 LONG_CHAIN = 5
 
 
+def chain_priority(wildcards):
+    """AUBER's chains (and its ablations') ahead of the competitors': the agent's search makes each of its layers
+    minutes long where a competitor's takes seconds, so it is the chain that would end the run late."""
+    return LONG_CHAIN + 1 if wildcards.method.split("_")[0] == "auber" else LONG_CHAIN
+
+
 def final_checkpoint(wildcards):
     return f"models/{wildcards.task}/{wildcards.method}/{FINAL_STAGE_OF_METHOD[wildcards.method]}"
 

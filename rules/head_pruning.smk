@@ -62,7 +62,7 @@ rule prune_layer:
         "logs/prune_layer/{task}-{method}-seed_{seed}-{layer}.log",
     benchmark:
         "logs/benchmarks/prune_layer/{task}-{method}-seed_{seed}-{layer}.tsv",
-    priority: LONG_CHAIN
+    priority: chain_priority
     threads: 1
     resources:
         mem_mb=6000,
@@ -113,7 +113,7 @@ rule finetune_layer:
         "logs/finetune_layer/{task}-{method}-seed_{seed}-{layer}.log",
     benchmark:
         "logs/benchmarks/finetune_layer/{task}-{method}-seed_{seed}-{layer}.tsv",
-    priority: LONG_CHAIN
+    priority: chain_priority
     threads: 1
     resources:
         mem_mb=6000,
@@ -137,7 +137,7 @@ rule finetune_final:
         "logs/finetune_final/{task}-{method}-seed_{seed}.log",
     benchmark:
         "logs/benchmarks/finetune_final/{task}-{method}-seed_{seed}.tsv",
-    priority: LONG_CHAIN
+    priority: chain_priority
     threads: 1
     resources:
         mem_mb=6000,
