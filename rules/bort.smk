@@ -81,7 +81,7 @@ rule teacher_prep:
         "logs/teacher_prep/teacher.log",
     benchmark:
         "logs/benchmarks/teacher_prep/teacher.tsv",
-    priority: CRITICAL_PATH
+    priority: CRITICAL_PATH_ALL_CORES
     threads: all_cores
     resources:
         mem_mb=4000,
@@ -104,7 +104,7 @@ rule teacher_outputs:
         "logs/teacher_outputs/teacher_outputs.log",
     benchmark:
         "logs/benchmarks/teacher_outputs/teacher_outputs.tsv",
-    priority: CRITICAL_PATH
+    priority: CRITICAL_PATH_ALL_CORES
     threads: all_cores
     resources:
         mem_mb=6000,
