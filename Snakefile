@@ -92,8 +92,6 @@ rule model_table:
         hp=hparams("model_table"),
     log:
         "logs/model_table/{scope}.log",
-    benchmark:
-        "logs/benchmarks/model_table/{scope}.tsv",
     wildcard_constraints:
         scope="all_seeds|first_seed",
     threads: all_cores

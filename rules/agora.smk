@@ -33,8 +33,6 @@ rule agora_finetune:
         hp=hparams("agora_finetune"),
     log:
         "logs/agora_finetune/{task}-seed_{seed}.log",
-    benchmark:
-        "logs/benchmarks/agora_finetune/{task}-seed_{seed}.tsv",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
     priority: CRITICAL_PATH
@@ -59,8 +57,6 @@ rule finetune_plain:
         hp=hparams("finetune_plain"),
     log:
         "logs/finetune_plain/{task}-seed_{seed}.log",
-    benchmark:
-        "logs/benchmarks/finetune_plain/{task}-seed_{seed}.tsv",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
     priority: CRITICAL_PATH
@@ -85,8 +81,6 @@ rule evaluate_agora:
         hp=hparams("evaluate"),
     log:
         "logs/evaluate/{task}-{method}-seed_{seed}.log",
-    benchmark:
-        "logs/benchmarks/evaluate_agora/{task}-{method}-seed_{seed}.tsv",
     wildcard_constraints:
         task="|".join(AGORA_TASKS) or "$^",
         method="|".join(FINAL_STAGE_OF_AGORA_METHOD),
@@ -113,8 +107,6 @@ rule agora_rounds:
         hp=hparams("agora_rounds"),
     log:
         "logs/agora_rounds/{task}-seed_{seed}.log",
-    benchmark:
-        "logs/benchmarks/agora_rounds/{task}-seed_{seed}.tsv",
     threads: 1
     resources:
         mem_mb=4000,
@@ -147,8 +139,6 @@ rule agora_compare:
         metrics="results/agora/comparison_metrics.json",
     log:
         "logs/agora_compare/compare.log",
-    benchmark:
-        "logs/benchmarks/agora_compare/compare.tsv",
     shell:
         "{PYTHON} -m workflow_scripts.stages.agora_report compare --agora {input.agora} --plain {input.plain} "
         "--agora-metrics {input.agora_metrics} --plain-metrics {input.plain_metrics} --output {output.table} "

@@ -56,8 +56,6 @@ rule prepare_corpus:
         hp=hparams("prepare_corpus"),
     log:
         "logs/prepare_corpus/corpus.log",
-    benchmark:
-        "logs/benchmarks/prepare_corpus/corpus.tsv",
     priority: CRITICAL_PATH
     threads: 1
     resources:
@@ -79,8 +77,6 @@ rule teacher_prep:
         hp=hparams("teacher_prep"),
     log:
         "logs/teacher_prep/teacher.log",
-    benchmark:
-        "logs/benchmarks/teacher_prep/teacher.tsv",
     priority: CRITICAL_PATH_ALL_CORES
     threads: all_cores
     resources:
@@ -102,8 +98,6 @@ rule teacher_outputs:
         hp=hparams("teacher_outputs"),
     log:
         "logs/teacher_outputs/teacher_outputs.log",
-    benchmark:
-        "logs/benchmarks/teacher_outputs/teacher_outputs.tsv",
     priority: CRITICAL_PATH_ALL_CORES
     threads: all_cores
     resources:
@@ -127,8 +121,6 @@ rule fptas_teacher_cost:
         cached=teacher_outputs_flag,
     log:
         "logs/fptas_teacher_cost/teacher.log",
-    benchmark:
-        "logs/benchmarks/fptas_teacher_cost/teacher.tsv",
     priority: CRITICAL_PATH
     threads: 1
     resources:
@@ -152,8 +144,6 @@ rule fptas_candidate_train:
         architecture="D{depth}_A{heads}_H{hidden}_I{intermediate}",
     log:
         "logs/fptas_candidate_train/D{depth}_A{heads}_H{hidden}_I{intermediate}.log",
-    benchmark:
-        "logs/benchmarks/fptas_candidate_train/D{depth}_A{heads}_H{hidden}_I{intermediate}.tsv",
     wildcard_constraints:
         depth=r"\d+",
         heads=r"\d+",
@@ -189,8 +179,6 @@ rule fptas_select:
         counts=f"--valid {BORT_PLAN.valid} --skipped {len(BORT_PLAN.skipped)}",
     log:
         "logs/fptas_select/selection.log",
-    benchmark:
-        "logs/benchmarks/fptas_select/selection.tsv",
     priority: CRITICAL_PATH
     threads: 1
     shell:
@@ -222,8 +210,6 @@ rule kd_pretrain:
         cached=teacher_outputs_flag,
     log:
         "logs/kd_pretrain/{objective}.log",
-    benchmark:
-        "logs/benchmarks/kd_pretrain/{objective}.tsv",
     wildcard_constraints:
         objective="kd|mlm",
     priority: CRITICAL_PATH
@@ -254,8 +240,6 @@ rule bort_report:
                "results/bort/pretrain/curves.png"],
     log:
         "logs/bort_report/report.log",
-    benchmark:
-        "logs/benchmarks/bort_report/report.tsv",
     threads: 1
     shell:
         "{PYTHON} -m workflow_scripts.stages.bort_report --curves {input.curves} --selection {input.selection} "

@@ -73,8 +73,6 @@ rule augment_task:
         hp=hparams("augment_task"),
     log:
         "logs/augment_task/{task}.log",
-    benchmark:
-        "logs/benchmarks/augment_task/{task}.tsv",
     threads: 1
     resources:
         mem_mb=4000,
@@ -95,8 +93,6 @@ rule tokenize_augmented:
         hp=hparams("tokenize_augmented"),
     log:
         "logs/tokenize_augmented/{task}.log",
-    benchmark:
-        "logs/benchmarks/tokenize_augmented/{task}.tsv",
     threads: 1
     resources:
         mem_mb=2000,
@@ -117,8 +113,6 @@ rule dap_search:
         hp=hparams("dap_search"),
     log:
         "logs/dap_search/{task}-{method}-ratio_{ratio}.log",
-    benchmark:
-        "logs/benchmarks/dap_search/{task}-{method}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_SEARCHES),
@@ -144,8 +138,6 @@ rule dap_select:
         hp=hparams("dap_select"),
     log:
         "logs/dap_select/{task}-{method}-ratio_{ratio}.log",
-    benchmark:
-        "logs/benchmarks/dap_select/{task}-{method}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_BASELINES) or "$^",
@@ -174,8 +166,6 @@ rule distill_intermediate:
         hp=hparams("distill_intermediate"),
     log:
         "logs/distill_intermediate/{task}-{method}-ratio_{ratio}.log",
-    benchmark:
-        "logs/benchmarks/distill_intermediate/{task}-{method}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_METHODS),
@@ -200,8 +190,6 @@ rule distill_prediction:
         hp=hparams("distill_prediction"),
     log:
         "logs/distill_prediction/{task}-{method}-ratio_{ratio}.log",
-    benchmark:
-        "logs/benchmarks/distill_prediction/{task}-{method}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_METHODS),
@@ -225,8 +213,6 @@ rule evaluate_dap:
         hp=hparams("evaluate"),
     log:
         "logs/evaluate/{task}-{method}-ratio_{ratio}.log",
-    benchmark:
-        "logs/benchmarks/evaluate_dap/{task}-{method}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         method="|".join(DAP_METHODS),
@@ -258,8 +244,6 @@ rule dap_report:
         hp=hparams("dap_report"),
     log:
         "logs/dap_report/{scope}-{task}-ratio_{ratio}.log",
-    benchmark:
-        "logs/benchmarks/dap_report/{scope}-{task}-ratio_{ratio}.tsv",
     wildcard_constraints:
         task="|".join(DAP_TASKS) or "$^",
         scope="main|all",

@@ -11,8 +11,6 @@ rule fetch_model:
         hp=hparams("fetch_model"),
     log:
         "logs/fetch_model/base.log",
-    benchmark:
-        "logs/benchmarks/fetch_model/base.tsv",
     priority: CRITICAL_PATH
     threads: 1
     resources:
@@ -32,8 +30,6 @@ rule prepare_task:
         hp=hparams("prepare_task"),
     log:
         "logs/prepare_task/{task}.log",
-    benchmark:
-        "logs/benchmarks/prepare_task/{task}.tsv",
     priority: BEFORE_CRITICAL_PATH
     threads: 1
     resources:
@@ -55,8 +51,6 @@ rule tokenize_task:
         hp=hparams("tokenize_task"),
     log:
         "logs/tokenize_task/{task}.log",
-    benchmark:
-        "logs/benchmarks/tokenize_task/{task}.tsv",
     priority: BEFORE_CRITICAL_PATH
     threads: 1
     resources:

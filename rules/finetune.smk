@@ -13,8 +13,6 @@ rule finetune_initial:
         hp=hparams("finetune_initial"),
     log:
         "logs/finetune_initial/{task}.log",
-    benchmark:
-        "logs/benchmarks/finetune_initial/{task}.tsv",
     priority: BEFORE_CRITICAL_PATH
     threads: all_cores
     resources:
@@ -40,8 +38,6 @@ rule evaluate:
         hp=hparams("evaluate"),
     log:
         "logs/evaluate/{task}-{method}.log",
-    benchmark:
-        "logs/benchmarks/evaluate/{task}-{method}.tsv",
     wildcard_constraints:
         method="|".join(FINAL_STAGE_OF_METHOD),
     # One thread: a job of seconds that waited for both cores to be free ran last in make run, holding up the

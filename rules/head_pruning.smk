@@ -60,8 +60,6 @@ rule prune_layer:
         layer_order=lambda wildcards: method_layer_order(config, wildcards.method),
     log:
         "logs/prune_layer/{task}-{method}-seed_{seed}-{layer}.log",
-    benchmark:
-        "logs/benchmarks/prune_layer/{task}-{method}-seed_{seed}-{layer}.tsv",
     priority: chain_priority
     threads: 1
     resources:
@@ -86,8 +84,6 @@ rule global_ranking:
         hp=hparams("global_ranking"),
     log:
         "logs/global_ranking/{task}-{method}-seed_{seed}.log",
-    benchmark:
-        "logs/benchmarks/global_ranking/{task}-{method}-seed_{seed}.tsv",
     wildcard_constraints:
         method="|".join(m for m in HEAD_PRUNING_METHODS if m in COMPETITOR_ALGORITHMS) or "no_competitor",
     threads: 1
@@ -111,8 +107,6 @@ rule finetune_layer:
         hp=hparams("finetune_layer"),
     log:
         "logs/finetune_layer/{task}-{method}-seed_{seed}-{layer}.log",
-    benchmark:
-        "logs/benchmarks/finetune_layer/{task}-{method}-seed_{seed}-{layer}.tsv",
     priority: chain_priority
     threads: 1
     resources:
@@ -135,8 +129,6 @@ rule finetune_final:
         hp=hparams("finetune_final"),
     log:
         "logs/finetune_final/{task}-{method}-seed_{seed}.log",
-    benchmark:
-        "logs/benchmarks/finetune_final/{task}-{method}-seed_{seed}.tsv",
     priority: chain_priority
     threads: 1
     resources:
@@ -158,8 +150,6 @@ rule evaluate_chain:
         hp=hparams("evaluate"),
     log:
         "logs/evaluate/{task}-{method}-seed_{seed}.log",
-    benchmark:
-        "logs/benchmarks/evaluate_chain/{task}-{method}-seed_{seed}.tsv",
     wildcard_constraints:
         method="|".join(HEAD_PRUNING_METHODS) or "$^",  # Agora's seeded runs have evaluate_agora
     threads: 1
@@ -187,8 +177,6 @@ rule report_layers:
         hp=hparams("report_layers"),
     log:
         "logs/report_layers/{task}-{method}-seed_{seed}.log",
-    benchmark:
-        "logs/benchmarks/report_layers/{task}-{method}-seed_{seed}.tsv",
     threads: 1
     resources:
         mem_mb=4000,
@@ -265,8 +253,6 @@ rule compare_methods:
         folder="results/comparison/all_seeds",
     log:
         "logs/compare_methods/all_seeds.log",
-    benchmark:
-        "logs/benchmarks/compare_methods/all_seeds.tsv",
     threads: 1
     resources:
         mem_mb=1000,
@@ -284,8 +270,6 @@ use rule compare_methods as compare_methods_first_seed with:
         folder="results/comparison/first_seed",
     log:
         "logs/compare_methods/first_seed.log",
-    benchmark:
-        "logs/benchmarks/compare_methods_first_seed/first_seed.tsv",
 
 
 use rule compare_methods as compare_methods_competitors_all_seeds with:
@@ -297,8 +281,6 @@ use rule compare_methods as compare_methods_competitors_all_seeds with:
         folder="results/comparison/competitors_all_seeds",
     log:
         "logs/compare_methods/competitors_all_seeds.log",
-    benchmark:
-        "logs/benchmarks/compare_methods_competitors_all_seeds/competitors_all_seeds.tsv",
 
 
 use rule compare_methods as compare_methods_tasks_first_seed with:
@@ -310,5 +292,3 @@ use rule compare_methods as compare_methods_tasks_first_seed with:
         folder="results/comparison/tasks_first_seed",
     log:
         "logs/compare_methods/tasks_first_seed.log",
-    benchmark:
-        "logs/benchmarks/compare_methods_tasks_first_seed/tasks_first_seed.tsv",

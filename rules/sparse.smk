@@ -52,8 +52,6 @@ rule prune_magnitude:
         hp=hparams("prune_magnitude"),
     log:
         "logs/prune_magnitude/{task}-sparsity_{sparsity}.log",
-    benchmark:
-        "logs/benchmarks/prune_magnitude/{task}-sparsity_{sparsity}.tsv",
     wildcard_constraints:
         task=SPARSE_TASK,
         sparsity=re.escape(MAGNITUDE_SPARSITY),
@@ -77,8 +75,6 @@ rule finetune_magnitude:
         hp=hparams("finetune_magnitude"),
     log:
         "logs/finetune_magnitude/{task}-sparsity_{sparsity}.log",
-    benchmark:
-        "logs/benchmarks/finetune_magnitude/{task}-sparsity_{sparsity}.tsv",
     wildcard_constraints:
         task=SPARSE_TASK,
         sparsity=re.escape(MAGNITUDE_SPARSITY),
@@ -103,8 +99,6 @@ rule imp_prune:
                                                  if int(wildcards.round) > 1 else ""),
     log:
         "logs/imp_prune/{task}-round_{round}.log",
-    benchmark:
-        "logs/benchmarks/imp_prune/{task}-round_{round}.tsv",
     wildcard_constraints:
         task=SPARSE_TASK,
         round=rounds_pattern(IMP_ROUNDS),
@@ -128,8 +122,6 @@ rule imp_finetune:
         hp=hparams("imp_finetune"),
     log:
         "logs/imp_finetune/{task}-round_{round}.log",
-    benchmark:
-        "logs/benchmarks/imp_finetune/{task}-round_{round}.tsv",
     wildcard_constraints:
         task=SPARSE_TASK,
         round=rounds_pattern(IMP_ROUNDS - 1),
@@ -152,8 +144,6 @@ rule imp_finetune_final:
         hp=hparams("imp_finetune"),
     log:
         "logs/imp_finetune_final/{task}-sparsity_{sparsity}.log",
-    benchmark:
-        "logs/benchmarks/imp_finetune_final/{task}-sparsity_{sparsity}.tsv",
     wildcard_constraints:
         task=SPARSE_TASK,
         sparsity=re.escape(IMP_SPARSITY),
@@ -176,8 +166,6 @@ rule evaluate_sparse:
         hp=hparams("evaluate"),
     log:
         "logs/evaluate/{task}-{sparse_method}-sparsity_{sparsity}.log",
-    benchmark:
-        "logs/benchmarks/evaluate_sparse/{task}-{sparse_method}-sparsity_{sparsity}.tsv",
     wildcard_constraints:
         task=SPARSE_TASK,
         sparse_method="magnitude|imp",

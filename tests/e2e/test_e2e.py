@@ -79,16 +79,13 @@ def test_snakemake_builds_every_stage_with_checkpoints_metrics_and_logs(built, t
     assert not list(repo.glob("models/**/.*partial*"))
 
 
-def test_every_job_records_its_peak_memory_and_fits_its_declared_mem_mb(built):
-    """Snakemake's benchmark file for every job, the stage's own exact peak in its log, and the checker's table:
-    on the tiny models every rule fits its mem_mb (exit 0), and the table names each rule that ran."""
-    benchmarks = sorted((built / "logs/benchmarks").glob("*/*.tsv"))
-    rules_run = {path.parent.name for path in built.glob("logs/*/*.log")} - {"benchmarks"}
-    assert {path.parent.name for path in benchmarks} >= rules_run - {"evaluate"}
-    assert "peak resident memory" in (built / "logs/finetune_initial/gen_cola.log").read_text()
+def test_every_stage_logs_its_peak_memory_and_fits_its_declared_mem_mb(built):
+    """Each stage's log ends with its exact peak; the checker's table names each rule that ran, and on the tiny
+    models every rule fits its mem_mb (exit 0)."""
+    assert "peak resident memory" in (built / "logs/finetune_initial/gen_cola.log").read_text().splitlines()[-1]
     check = run([sys.executable, "-m", "workflow_scripts.tools.memory_check"], built)
     rows = {line.split(" | ")[0].strip("| "): line for line in check.stdout.splitlines()[2:]}
-    assert {"finetune_initial", "prune_layer", "kd_pretrain", "dap_search", "evaluate_dap"} <= set(rows)
+    assert {"finetune_initial", "prune_layer", "kd_pretrain", "dap_search", "evaluate_dap", "model_table"} <= set(rows)
     peak_mb = float(rows["finetune_initial"].split(" | ")[3])
     assert 100 < peak_mb < 4000  # torch alone is over 100 MB resident; a tiny model is far from gigabytes
 
