@@ -4,8 +4,8 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from workflow_scripts.pipeline.params import (COMPETITOR_ALGORITHMS, ParamsError, check_per_layer, method_algorithm,
-                                             method_layer_order, rule_hparams, validate_params)
+from workflow_scripts.pipeline.params import (COMPETITOR_ALGORITHMS, ParamsError, check_per_layer, custom_task_inputs,
+                                             method_algorithm, method_layer_order, rule_hparams, validate_params)
 from workflow_scripts.pipeline.dag import adopt_into_dvc, code_files, task_code_files
 from workflow_scripts.head_pruning.layerwise import processing_order
 from workflow_scripts.core.models import encoder_depth
@@ -97,6 +97,12 @@ def final_checkpoint(wildcards):
 def hparams(rule):
     """A rule's `params: hp=`: the stage's flags read from params.yaml (pipeline/params.py: RULE_HPARAMS)."""
     return lambda wildcards: rule_hparams(config, rule, wildcards)
+
+
+def task_data(wildcards):
+    """The local file or folder a task of your own reads (Snakemake reruns its preparation when it changes, DVC
+    tracks it); nothing for the built-in tasks."""
+    return custom_task_inputs(config, wildcards.task)
 
 
 def code(module):

@@ -21,9 +21,11 @@ rule fetch_model:
 
 
 # ---- prepare_task: one task's train/validation/test splits as GLUE-schema JSON lines --------------------------
+# (built-in tasks: generated or GLUE; a task of your own: its file, folder or hub dataset, from its definition)
 rule prepare_task:
     input:
         code=task_code("prepare_task"),
+        data=task_data,
     output:
         directory("data/{task}/raw"),
     params:

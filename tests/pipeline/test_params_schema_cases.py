@@ -22,6 +22,11 @@ EXAMPLES = {
     ("model", "random_init"): {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12,
                                "intermediate_size": 1536},
     ("bort", "fptas", "references"): [{"depth": 3, "heads": 12, "hidden": 384, "intermediate": 1536}],
+    # a task of your own first (the walk enters a list through its first entry), then params.yaml's
+    ("tasks",): [{"name": "reviews", "hub": {"id": "user/reviews", "config": None}, "text_columns": ["review"],
+                  "label_column": "stars", "labels": None, "metrics": ["accuracy"],
+                  "splits": {"train": "train", "dev": None, "test": None}, "dev_fraction": 0.1, "test_fraction": 0.1},
+                 "gen_mrpc", "gen_cola", "gen_rte", "gen_wnli"],
 }
 # Open mappings whose keys are names the user chooses: a new key there is a new entry, not a typo.
 NAMED_ENTRIES = {("head_pruning", "ablations")}
@@ -35,7 +40,7 @@ def base_params() -> dict:
         for part in path[:-1]:
             node = node[part]
         node[path[-1]] = copy.deepcopy(example)
-    validate_params(params)
+    validate_params(copy.deepcopy(params))  # validation turns `tasks` into names: the walk needs the definition
     return params
 
 

@@ -53,12 +53,12 @@ def build_task_rows(spec: TaskSpec, *, seed: int, generated_sizes: dict, glue_so
     return load_glue_task(spec, glue_source)
 
 
-def write_task(rows_by_split: dict[str, list[dict]], spec: TaskSpec, folder: str) -> None:
-    """Each split as JSON lines, and task.json (the spec and the split sizes), written atomically."""
+def write_task(rows_by_split: dict[str, list[dict]], spec: TaskSpec, folder: str, details: dict | None = None) -> None:
+    """Each split as JSON lines, and task.json (the spec, the split sizes and `details`), written atomically."""
     with atomic_output_dir(folder) as staging:
         for split, rows in rows_by_split.items():
             with open(os.path.join(staging, f"{split}.jsonl"), "w") as handle:
                 for row in rows:
                     handle.write(json.dumps(row, sort_keys=True) + "\n")
         counts = {split: len(rows) for split, rows in rows_by_split.items()}
-        write_json(os.path.join(staging, "task.json"), {**spec.to_json(), "split_sizes": counts})
+        write_json(os.path.join(staging, "task.json"), {**spec.to_json(), "split_sizes": counts, **(details or {})})

@@ -83,20 +83,25 @@ def code_files(module: str, root: str = ".", skip=lambda name: False) -> list[st
 
 
 GENERATED_TASKS_PACKAGE = f"{PACKAGE}.data.generated"
+CUSTOM_TASKS_MODULE = f"{PACKAGE}.data.custom_tasks"
 
 
 def task_code_files(module: str, task: str, root: str = ".") -> list[str]:
-    """A per-task stage's code: a GLUE task never runs the generated tasks' grammar, and a generated task runs only
-    its own task's modules (data/generated: modules_for_kind)."""
+    """A per-task stage's code: a GLUE task never runs the generated tasks' grammar, a generated task runs only
+    its own task's modules (data/generated: modules_for_kind), and only a task of your own (a name not built in)
+    runs data/custom_tasks."""
     from workflow_scripts.data.tasks import TASKS
 
-    spec = TASKS[task]
+    spec = TASKS.get(task)
     needed = set()
-    if spec.source == "generated":
+    if spec is None:
+        needed = {CUSTOM_TASKS_MODULE}
+    elif spec.source == "generated":
         from workflow_scripts.data.generated.task_generator import modules_for_kind
 
         needed = set(modules_for_kind(spec.generator_kind))
-    return code_files(module, root, skip=lambda name: name.startswith(GENERATED_TASKS_PACKAGE + ".")
+    return code_files(module, root, skip=lambda name: name.startswith((GENERATED_TASKS_PACKAGE + ".",
+                                                                       CUSTOM_TASKS_MODULE))
                       and name not in needed)
 
 

@@ -6,6 +6,7 @@ them too). Errors name the offending key and stop the pipeline before any work.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import math
@@ -18,8 +19,14 @@ import yaml
 from workflow_scripts.data.tasks import TASKS
 
 
-# Sections with `default` values and `per_task` overrides; every task in `tasks` has an entry (maybe {}).
+# Sections with `default` values and `per_task` overrides; a task without an entry keeps every default.
 PER_TASK_SECTIONS = ("finetune_initial", "finetune_layer", "finetune_final", "auber")
+# Where validation keeps the definitions of tasks of your own once `tasks` is a list of names (what the rules read);
+# validating again puts them back first. Read them with custom_task_definitions().
+CUSTOM_TASKS_KEY = "_custom_tasks"
+# Names a task of your own cannot take: folders the workflow writes for itself (models/base, models/bort,
+# data/corpus), which models/<task>/ and data/<task>/ would collide with.
+RESERVED_TASK_NAMES = ("base", "bort", "corpus")
 # Sections that also have `per_layer` overrides: a list with one mapping per encoder layer (maybe {}).
 PER_LAYER_SECTIONS = ("auber",)
 # Agora's student aliases: the distilled Bort students (bort.pretrain.objectives).
@@ -115,9 +122,12 @@ def validate_params(params) -> None:
 
     if not isinstance(params, dict):
         raise ParamsError("params.yaml must be a mapping of keys to values")
+    if isinstance(params.get("tasks"), list):
+        params["tasks"] = _task_entries(params)
     error = jsonschema.exceptions.best_match(_schema_validator().iter_errors(params))
     if error is not None:
         raise ParamsError(f"params.yaml: {_schema_error_message(error)}")
+    _normalize_tasks(params)
     _check_tasks(params)
     _check_head_pruning_methods(params["head_pruning"])
     _check_model(params["model"])
@@ -128,29 +138,114 @@ def validate_params(params) -> None:
     _check_unstructured_pruning(params)
 
 
+def _task_entries(params) -> list:
+    """`tasks` as written: names and definitions (after a validation, the definitions are put back in place)."""
+    definitions = params.pop(CUSTOM_TASKS_KEY, {})
+    return [definitions.get(entry, entry) if isinstance(entry, str) else entry for entry in params["tasks"]]
+
+
+def _with_defaults(value: dict, schema: dict) -> dict:
+    """A mapping with the schema's `default` of every property it leaves out, recursively (a task's `splits`)."""
+    filled = copy.deepcopy(value)
+    for key, property_schema in schema.get("properties", {}).items():
+        if key not in filled and "default" in property_schema:
+            filled[key] = copy.deepcopy(property_schema["default"])
+        if isinstance(filled.get(key), dict):
+            filled[key] = _with_defaults(filled[key], property_schema)
+    return filled
+
+
+def _normalize_tasks(params) -> None:
+    """`tasks` becomes the list of task names the rules read; the definitions of tasks of your own, checked and with
+    their defaults, go under CUSTOM_TASKS_KEY."""
+    task_schema = load_schema()["$defs"]["task"]
+    names, definitions = [], {}
+    for position, entry in enumerate(params["tasks"]):
+        is_name = isinstance(entry, str)
+        name = entry if is_name else entry["name"]
+        if name in names:
+            raise ParamsError(f"params.yaml: 'tasks[{position}]{'' if is_name else '.name'}': task {name!r} is "
+                              "listed twice")
+        names.append(name)
+        if not is_name:
+            definitions[name] = _custom_task_definition(entry, task_schema, f"tasks[{position}]")
+    params["tasks"] = names
+    params[CUSTOM_TASKS_KEY] = definitions
+
+
+def _custom_task_definition(entry: dict, task_schema: dict, where: str) -> dict:
+    """A task of your own's definition with its defaults, checked where the schema cannot (its data is read, and
+    checked, by prepare_task: data/custom_tasks.py)."""
+    from workflow_scripts.data.custom_tasks import BINARY_METRICS, REGRESSION_METRICS
+
+    name = entry["name"]
+    if name in TASKS:
+        raise ParamsError(f"params.yaml: '{where}.name': {name!r} is a built-in task: give your own task another name")
+    if name in RESERVED_TASK_NAMES:
+        raise ParamsError(f"params.yaml: '{where}.name': {name!r} is a folder the workflow writes for itself "
+                          "(models/base, models/bort, data/corpus): give your task another name")
+    definition = _with_defaults(entry, task_schema)
+    if ("data" in definition) == ("hub" in definition):
+        raise ParamsError(f"params.yaml: '{where}': give the task's rows as `data` (a local file or folder) or as "
+                          "`hub` (a hub dataset), one of the two")
+    if definition["label_column"] in definition["text_columns"]:
+        raise ParamsError(f"params.yaml: '{where}.label_column': {definition['label_column']!r} is also one of the "
+                          "text_columns")
+    metrics, labels = definition["metrics"], definition["labels"]
+    regression = [metric for metric in metrics if metric in REGRESSION_METRICS]
+    if regression and len(regression) < len(metrics):
+        raise ParamsError(f"params.yaml: '{where}.metrics': {', '.join(REGRESSION_METRICS)} score a regression (a "
+                          f"number per example), {', '.join(m for m in metrics if m not in regression)} a "
+                          "classification: give metrics of one kind")
+    if regression and labels is not None:
+        raise ParamsError(f"params.yaml: '{where}.labels': a regression task (metrics {', '.join(metrics)}) has no "
+                          "classes: set labels to null")
+    binary = [metric for metric in metrics if metric in BINARY_METRICS]
+    if binary and labels is not None and len(labels) != 2:
+        raise ParamsError(f"params.yaml: '{where}.metrics': {binary[0]} scores two classes (class id 1 is the "
+                          f"positive one) but `labels` lists {len(labels)}: use accuracy")
+    shares = [key for key in ("dev", "test") if definition["splits"][key] is None]
+    if sum(definition[f"{key}_fraction"] for key in shares) >= 1:
+        raise ParamsError(f"params.yaml: '{where}.{shares[0]}_fraction': with {shares[1]}_fraction it takes the "
+                          "whole training split: leave rows to train on (their sum below 1)")
+    return definition
+
+
+def custom_task_definitions(params: dict) -> dict[str, dict]:
+    """{name: definition} of the tasks of your own in validated params (defaults filled in)."""
+    return params.get(CUSTOM_TASKS_KEY, {})
+
+
+def custom_task_inputs(params: dict, task: str) -> list[str]:
+    """The local file or folder a task of your own reads (prepare_task's input, so that Snakemake reruns it when the
+    data changes and DVC tracks it); nothing for the other tasks."""
+    definition = custom_task_definitions(params).get(task)
+    return [definition["data"]] if definition and "data" in definition else []
+
+
 def _check_tasks(params) -> None:
     generated = [name for name, spec in TASKS.items() if spec.source == "generated"]
     for task in params["data"]["generated_sizes"]:
         if task not in generated:
             raise ParamsError(f"params.yaml: 'data.generated_sizes.{task}': unknown generated task {task!r} "
                               f"(known: {', '.join(generated)})")
+    custom = custom_task_definitions(params)
     for position, task in enumerate(params["tasks"]):
-        if task not in TASKS:
-            raise ParamsError(f"params.yaml: 'tasks[{position}]': unknown task {task!r} (known: {', '.join(TASKS)})")
+        if task not in TASKS and task not in custom:
+            raise ParamsError(f"params.yaml: 'tasks[{position}]': unknown task {task!r} (known: {', '.join(TASKS)}; "
+                              "or define a task of your own there: docs/configuration.md#your-own-task)")
+        if task in custom:
+            continue
         if TASKS[task].source == "generated" and task not in params["data"]["generated_sizes"]:
             raise ParamsError(f"params.yaml: 'data.generated_sizes' has no entry for task {task!r}")
     for key in ("tasks", "first_seed_tasks"):
         for position, task in enumerate(params["head_pruning"][key]):
             if task not in params["tasks"]:
                 raise ParamsError(f"params.yaml: 'head_pruning.{key}[{position}]': {task!r} is not in 'tasks'")
-    for section in PER_TASK_SECTIONS:
+    for section in PER_TASK_SECTIONS:  # an entry is optional, but must name a task (a typo would be ignored)
         for task in params[section]["per_task"]:
-            if task not in TASKS:
+            if task not in TASKS and task not in custom:
                 raise ParamsError(f"params.yaml: '{section}.per_task.{task}': unknown task {task!r}")
-        for task in params["tasks"]:
-            if task not in params[section]["per_task"]:
-                raise ParamsError(f"params.yaml: '{section}.per_task' has no entry for task {task!r} "
-                                  f"(add `{task}: {{}}` to keep every default)")
 
 
 def _check_head_pruning_methods(head_pruning: dict) -> None:
@@ -209,7 +304,7 @@ def _check_model(model_params) -> None:
 
 def _check_glue_source(params) -> None:
     source = params["data"]["glue_source"]
-    uses_glue = any(TASKS[task].source == "glue" for task in params["tasks"])
+    uses_glue = any(task in TASKS and TASKS[task].source == "glue" for task in params["tasks"])
     if uses_glue and source.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(source)):
         raise ParamsError(f"params.yaml: 'data.glue_source': folder {source!r} does not exist")
 
@@ -326,11 +421,14 @@ def stage_hparams(params: dict, section: str, task: str, extra: dict[str, str] |
     """`section.default` overlaid with `section.per_task.<task>` (and, given a layer, `section.per_layer[layer]`,
     and, given `overrides_key`, the mapping there: an ablation's), plus `extra` {name: dotted key}.
 
-    DVC tracks every default key and the task's (and layer's) whole override mapping, which validation guarantees
-    exists: adding an override is seen without regenerating dvc.yaml, and one task's (layer's) override reruns
-    only that task (that layer and what depends on it).
+    DVC tracks every default key and the task's (and layer's) whole override mapping: adding an override is seen
+    without regenerating dvc.yaml, and one task's (layer's) override reruns only that task (that layer and what
+    depends on it). A task without an entry (it keeps the defaults) tracks the whole `per_task` mapping instead: DVC
+    cannot track a key that is not there, and adding the task's entry must still be seen.
     """
-    override_keys = [f"{section}.per_task.{task}"] + ([f"{section}.per_layer.{layer}"] if layer is not None else [])
+    has_entry = task in params[section]["per_task"]
+    override_keys = [f"{section}.per_task.{task}"] if has_entry else []
+    override_keys += [f"{section}.per_layer.{layer}"] if layer is not None else []
     override_keys += [overrides_key] if overrides_key else []
     name_to_key = {}
     for name in params[section]["default"]:
@@ -340,7 +438,7 @@ def stage_hparams(params: dict, section: str, task: str, extra: dict[str, str] |
                 name_to_key[name] = f"{override_key}.{name}"
     name_to_key.update(extra or {})
     tracked = {f"{section}.default.{name}" for name in params[section]["default"]}
-    tracked |= {*override_keys, *(extra or {}).values()}
+    tracked |= {*override_keys, *(extra or {}).values()} | (set() if has_entry else {f"{section}.per_task"})
     return StageHparams({name: lookup(params, key) for name, key in name_to_key.items()}, name_to_key, tracked)
 
 
@@ -418,8 +516,13 @@ def _teacher_outputs(params: dict, wildcards) -> StageHparams:
 
 
 def _prepare_task(params: dict, wildcards) -> StageHparams:
-    """Generated tasks depend on the seed and their sizes; GLUE tasks on where GLUE is read from."""
+    """Generated tasks depend on the seed and their sizes; GLUE tasks on where GLUE is read from; a task of your own
+    on its definition (DVC tracks its entry in `tasks`) and the seed of its dev/test shares."""
     task = wildcards.task
+    definition = custom_task_definitions(params).get(task)
+    if definition is not None:
+        return StageHparams({"seed": params["seed"], "custom_task": definition},
+                            {"seed": "seed", "custom_task": f"tasks.{params['tasks'].index(task)}"})
     if TASKS[task].source == "generated":
         sizes = {split: f"data.generated_sizes.{task}.{split}" for split in ("train", "validation", "test")}
         return hparams_from_keys(params, {"seed": "seed", **sizes})
