@@ -1,55 +1,18 @@
-"""The real command lines on the tiny configuration, in a temporary git + DVC repository:
-snakemake builds everything, dvc repro then has nothing to do (and vice versa), a changed parameter reruns
-exactly the stages that read it, whichever front end runs it."""
+"""The tiny workflow built by the real snakemake (tests/built_workflow.py, once per session): every stage's
+checkpoints, metrics, logs and reports, read through the project's tools and DVC. What a changed parameter reruns
+is in test_e2e_reruns.py."""
 import base64
 import json
 import re
-import shutil
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import REPO_ROOT
-from workflow_repo import jobs_run_by_snakemake, make_workflow_repo, run, stages_run_by_dvc
+from built_workflow import DVC, SNAKEMAKE, built  # noqa: F401 (the shared build, a fixture)
+from workflow_repo import run
 from workflow_scripts.core.io_utils import read_json
 
 pytestmark = pytest.mark.e2e
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
-DVC = [sys.executable, "-m", "dvc"]
-
-
-def set_param(repo, dotted_key, value):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    *parents, leaf = dotted_key.split(".")
-    node = params
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def assert_snakemake_has_nothing_to_do(repo):
-    assert "Nothing to be done" in run(SNAKEMAKE + ["--dry-run"], repo).stdout
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """The tiny workflow built once by snakemake, then committed as the baseline of `dvc metrics/plots diff`.
-    Tests that only read use it; tests that change something get a copy (`repo`), so no test depends on another
-    test's leftovers or order, and a failing test does not take the others with it."""
-    repo = make_workflow_repo(tmp_path_factory.mktemp("workflow"), REPO_ROOT / "tests/configs/tiny.yaml")
-    run(SNAKEMAKE, repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"], repo)
-    return repo
-
-
-@pytest.fixture
-def repo(built, tmp_path):
-    """A private copy of the built workflow (checkpoints, DVC cache, Snakemake's metadata, git history)."""
-    return Path(shutil.copytree(built, tmp_path / "workflow", symlinks=True))
 
 
 def embedded_files(report_page: str) -> list[bytes]:
@@ -88,13 +51,6 @@ def test_every_stage_logs_its_peak_memory_and_fits_its_declared_mem_mb(built):
     assert {"finetune_initial", "prune_layer", "kd_pretrain", "dap_search", "evaluate_dap", "model_table"} <= set(rows)
     peak_mb = float(rows["finetune_initial"].split(" | ")[3])
     assert 100 < peak_mb < 4000  # torch alone is over 100 MB resident; a tiny model is far from gigabytes
-
-
-def test_after_snakemake_dvc_has_nothing_to_do_and_shows_metrics(repo):
-    assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
-    assert "up to date" in run(DVC + ["status"], repo).stdout
-    assert "gen_cola/base/evaluate/metrics.json" in run(DVC + ["metrics", "show"], repo).stdout
-    assert_snakemake_has_nothing_to_do(repo)
 
 
 def test_the_auber_chain_leaves_pruned_checkpoints_search_logs_and_a_per_layer_plot(built):
@@ -197,60 +153,3 @@ def test_dap_prunes_to_the_ratio_and_its_baselines_match_its_flops(built):
     inspected = run([sys.executable, "-m", "workflow_scripts.tools.inspect",
                      "models/gen_mrpc/dap/ratio_0.5/distill_prediction", "--json"], repo)
     assert json.loads(inspected.stdout)["heads_per_layer"] == [len(h) for h in search["architecture"]["heads_kept"]]
-
-
-def test_dvc_repro_reruns_only_the_task_whose_parameter_changed(repo):
-    set_param(repo, "finetune_initial.per_task.gen_cola.learning_rate", 2.0e-3)  # a key DVC never saw
-    ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)
-    # gen_cola has no pruning chain and no Agora run here; the tables of every model read its evaluation
-    assert {"finetune_initial-gen_cola", "evaluate-gen_cola-base"} <= ran <= {
-        "finetune_initial-gen_cola", "evaluate-gen_cola-base", "model_table-first_seed", "model_table-all_seeds"}
-    assert_snakemake_has_nothing_to_do(repo)
-    assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
-
-
-CHAIN_RULES = {"finetune_layer", "finetune_final", "evaluate_chain", "report_layers", "compare_methods",
-               "compare_methods_first_seed", "compare_methods_competitors_all_seeds", "compare_methods_tasks_first_seed",
-               "model_table"}
-
-
-def test_a_layer_parameter_reruns_that_layer_and_above_through_dvc(repo):
-    set_param(repo, "auber.per_layer", [{}, {"episodes": 4}])  # matters from layer 1 on
-    ran = stages_run_by_dvc(run(DVC + ["repro"], repo).stdout)
-    layer_1_and_above = {f"{stage}-gen_mrpc-{method}-0{suffix}" for method in ("auber", "random")
-                         for stage, suffix in (("prune_layer", "-1"), ("finetune_layer", "-1"), ("finetune_final", ""),
-                                               ("evaluate_chain", ""), ("report_layers", ""))}
-    comparison = {"compare_methods", "compare_methods_first_seed", "compare_methods_competitors_all_seeds",
-                  "compare_methods_tasks_first_seed", "model_table-first_seed", "model_table-all_seeds"}
-    # DVC compares contents: a stage whose inputs came out byte-identical (the same heads pruned) is skipped
-    assert "prune_layer-gen_mrpc-auber-0-1" in ran and ran <= layer_1_and_above | comparison
-    # Snakemake compares timestamps: it may rerun what DVC skipped, once, and nothing below layer 1
-    result = run(SNAKEMAKE, repo)
-    assert set(jobs_run_by_snakemake(result.stdout + result.stderr)) <= CHAIN_RULES | {"prune_layer"}
-    assert_snakemake_has_nothing_to_do(repo)
-    assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
-
-
-def test_a_layer_parameter_reruns_that_layer_and_above_through_snakemake(repo):
-    set_param(repo, "auber.per_layer", [{}, {"episodes": 5}])
-    result = run(SNAKEMAKE, repo)
-    log = result.stdout + result.stderr
-    assert set(jobs_run_by_snakemake(log)) == CHAIN_RULES | {"prune_layer"}
-    outputs = [line for line in log.splitlines() if line.strip().startswith("output:")]
-    assert outputs and not any("/layer_0/" in line for line in outputs)  # nothing below layer 1 reran
-    assert "up to date" in run(DVC + ["status"], repo).stdout
-
-
-def test_snakemake_reruns_only_the_task_whose_parameter_changed(repo):
-    set_param(repo, "finetune_final.per_task.gen_mrpc", {"learning_rate": 5.0e-4})  # a new override
-    run([sys.executable, "-m", "workflow_scripts.pipeline.dvc_sync", "--check"], repo)  # dvc.yaml stays current
-    result = run(SNAKEMAKE, repo)
-    assert set(jobs_run_by_snakemake(result.stdout + result.stderr)) == CHAIN_RULES - {"finetune_layer"}
-    assert "up to date" in run(DVC + ["status"], repo).stdout
-    assert stages_run_by_dvc(run(DVC + ["repro"], repo).stdout) == set()
-    # against the committed baseline: DVC reads the comparison's metrics and curves at both revisions
-    metrics_diff = json.loads(run(DVC + ["metrics", "diff", "--all", "--json"], repo).stdout)
-    comparison = metrics_diff["results/comparison/all_seeds/comparison_metrics.json"]
-    assert all(entry["old"] is not None for entry in comparison.values())
-    plots_diff = run(DVC + ["plots", "diff", "--json"], repo).stdout
-    assert "dev_by_layer_gen_mrpc_auber.csv" in plots_diff

@@ -1,36 +1,25 @@
-"""The unstructured pruning baselines through the real snakemake on the tiny configuration, in their own temporary
-git + DVC repository: the IMP chain (2 rounds to 0.2, the pooler pruned) and the magnitude baseline, evaluated;
-each round's ticket is rewound to the pretrained weights with the previous fine-tune's classifier, and the masks
-survive every fine-tune."""
+"""The unstructured pruning baselines in the tiny workflow built by the real snakemake (tests/built_workflow.py):
+the IMP chain (2 rounds to 0.2, the pooler pruned) and the magnitude baseline, evaluated; each round's ticket is
+rewound to the pretrained weights with the previous fine-tune's classifier, and the masks survive every fine-tune."""
 import json
-import sys
 
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import REPO_ROOT
-from workflow_repo import jobs_run_by_snakemake, make_workflow_repo, run
+from built_workflow import SNAKEMAKE, built  # noqa: F401 (the shared build, a fixture)
+from workflow_repo import jobs_run_by_snakemake, run
 
 pytestmark = pytest.mark.e2e
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
 TASK = "gen_mrpc"                                  # tiny.yaml: unstructured_pruning.tasks
 TARGETS = [f"models/{TASK}/imp/sparsity_0.2/evaluate/metrics.json",
            f"models/{TASK}/magnitude/sparsity_0.5/evaluate/metrics.json"]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """(repository, the jobs snakemake ran): only these targets and what they need are built."""
-    repo = make_workflow_repo(tmp_path_factory.mktemp("sparse"), REPO_ROOT / "tests/configs/tiny.yaml")
-    result = run(SNAKEMAKE + TARGETS, repo)
-    return repo, jobs_run_by_snakemake(result.stdout + result.stderr)
-
-
 @pytest.fixture
 def repo(built):
-    return built[0]
+    return built
 
 
 def weights(repo, folder):
@@ -41,8 +30,9 @@ def masks_of(repo, folder):
     return load_file(repo / folder / "masks.safetensors")
 
 
-def test_the_imp_chain_and_the_magnitude_baseline_are_built_and_evaluated(built):
-    repo, jobs = built
+def test_the_imp_chain_and_the_magnitude_baseline_are_built_and_evaluated(repo):
+    # the jobs these two targets need, from scratch (a dry run of them forced)
+    jobs = jobs_run_by_snakemake(run(SNAKEMAKE + ["--dry-run", "--forceall", *TARGETS], repo).stdout)
     assert sorted(set(jobs)) == ["evaluate_sparse", "fetch_model", "finetune_initial", "finetune_magnitude",
                                       "imp_finetune", "imp_finetune_final", "imp_prune", "prepare_task",
                                       "prune_magnitude", "tokenize_task"]
