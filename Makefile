@@ -16,8 +16,9 @@ CORES ?= all
 run: $(VENV)/.installed
 	snakemake --cores $(CORES) main
 
-# Two workers, one test file each at a time: the end-to-end module (mostly waiting on its snakemake/dvc
-# subprocesses) runs beside the unit tests. The slowest tests are listed at the end (CI's log shows where time goes).
+# Two workers, one test file each at a time: the end-to-end modules (mostly waiting on their snakemake/dvc
+# subprocesses) run beside the unit tests, and share one build of the tiny workflow (tests/built_workflow.py).
+# The slowest tests are listed at the end (CI's log shows where time goes).
 test: $(VENV)/.installed
 	$(PYTHON) -m pytest -q -n 2 --dist loadfile --durations=25
 

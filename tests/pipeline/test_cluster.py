@@ -3,10 +3,10 @@ runs each submitted job script as its own background process (profiles/local-sub
 
 1. A throwaway Snakefile (3 independent jobs and 1 that gathers them): every job is its own submission and
    its own process, through command-line options and through a profile directory. The fast check.
-2. The Bort FPTAS candidates on the tiny configuration: one submitted job per candidate architecture.
-3. profiles/slurm and profiles/cluster-generic load on the workflow (dry run, no scheduler needed), and the
+2. profiles/slurm and profiles/cluster-generic load on the workflow (dry run, no scheduler needed), and the
    sbatch lines each makes carry the partition, wall time, memory, CPUs and GPUs set for each rule (a fake
    sbatch on PATH; for the generic profile it hands the job to the local "cluster", so the jobs really run).
+The workflow on a real SLURM (Bort's candidates, one sbatch job each) is tests/e2e/test_slurm_e2e.py.
 """
 import os
 import subprocess
@@ -99,31 +99,6 @@ def repo(tmp_path_factory):
     # The copy carries the profiles (workflow_repo.WORKFLOW_FILES): the commands below use them from the copy's
     # root, as a user runs them from the repository root; profiles/default is read by every run there.
     return make_workflow_repo(tmp_path_factory.mktemp("workflow"), REPO_ROOT / "tests/configs/tiny.yaml")
-
-
-def fptas_candidates(params: dict):
-    """The architectures the search trains."""
-    from workflow_scripts.bort.fptas import search_space_candidates
-
-    return search_space_candidates(params)
-
-
-def test_each_fptas_candidate_trains_as_its_own_submitted_job(repo):
-    candidates = fptas_candidates(yaml.safe_load((REPO_ROOT / "tests/configs/tiny.yaml").read_text()))
-    targets = [f"models/bort/fptas/candidates/{candidate.tag}/metrics.json" for candidate in candidates]
-    submit_log = repo / ".snakemake" / "fptas-submit.log"
-    env = dict(command_env(), LOCAL_SUBMIT_LOG=str(submit_log))
-    # --cores: rules whose threads follow --cores (`threads: all_cores`) need a core count for their jobs.
-    result = subprocess.run(SNAKEMAKE + ["--executor", "cluster-generic", "--jobs", "4", "--cores", "2",
-                                         "--cluster-generic-submit-cmd", str(LOCAL_SUBMIT / "submit.sh"),
-                                         "--cluster-generic-status-cmd", str(LOCAL_SUBMIT / "status.sh"),
-                                         *FAST_POLLING, *targets],
-                            cwd=repo, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    candidate_jobs = [jobid for jobid, rule in read_submit_log(submit_log) if rule == "fptas_candidate_train"]
-    assert len(candidate_jobs) == len(set(candidate_jobs)) == len(candidates)
-    for target in targets:
-        assert (repo / target).stat().st_size > 0
 
 
 @pytest.mark.parametrize("profile, partition_resource", [("slurm", "slurm_partition"),
