@@ -40,6 +40,10 @@ def spearman(predictions: np.ndarray, labels: np.ndarray) -> float:
 
 METRICS = {"accuracy": accuracy, "f1": f1, "matthews_correlation": matthews_correlation,
            "pearson": pearson, "spearman": spearman}
+# Metrics that score numbers (a regression task's); the others score class ids.
+REGRESSION_METRICS = ("pearson", "spearman")
+# Metrics that score two classes only: class id 1 is the positive one.
+BINARY_METRICS = ("f1", "matthews_correlation")
 
 
 def predictions_from_logits(logits: np.ndarray) -> np.ndarray:

@@ -21,21 +21,17 @@ from the rest. Problems with the data stop here with one message naming the file
 """
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
 import random
-import re
 from dataclasses import dataclass, field
 
+from workflow_scripts.core.metrics import BINARY_METRICS, REGRESSION_METRICS
+from workflow_scripts.data.sources import split_files
 from workflow_scripts.data.tasks import DEV, TEST, TRAIN, TaskSpec
 
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
-# Regression when every metric scores numbers; the others score class ids (core/metrics.py).
-REGRESSION_METRICS = ("pearson", "spearman")
-# Metrics that score two classes only: class id 1 is the positive one (core/metrics.py).
-BINARY_METRICS = ("f1", "matthews_correlation")
 # The GLUE-schema names the text columns are written under: one column, or a sentence pair.
 TEXT_COLUMN_NAMES = {1: ("sentence",), 2: ("sentence1", "sentence2")}
 CUSTOM_SOURCE = "custom"  # TaskSpec.source of a task of your own
@@ -114,11 +110,7 @@ def read_table(path: str) -> SourceSplit:
 
 def folder_split_files(folder: str) -> dict[str, list[str]]:
     """{split: files} of a folder of `<split>.<ext>` or `<split>-*.<ext>` files (files of other types are ignored)."""
-    files_by_split: dict[str, list[str]] = {}
-    for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*"))):
-        if os.path.isfile(path) and _suffix(path) in SUPPORTED_SUFFIXES:
-            split = re.match(r"[^.-]*", os.path.basename(path)).group(0)
-            files_by_split.setdefault(split, []).append(path)
+    files_by_split = split_files(folder, SUPPORTED_SUFFIXES)
     if not files_by_split:
         raise CustomTaskError(f"{folder}: no {', '.join(SUPPORTED_SUFFIXES)} files in the folder (expected "
                               "<split>.<ext> or <split>-*.<ext>, e.g. train.csv, validation.csv)")

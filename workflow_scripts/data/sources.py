@@ -5,17 +5,26 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 
 from workflow_scripts.core.io_utils import atomic_output_dir, write_json
 from workflow_scripts.data.tasks import TaskSpec
 
 
+def split_files(folder: str, suffixes: tuple[str, ...]) -> dict[str, list[str]]:
+    """{split: files, in name order} of a folder of `<split>.<ext>` or `<split>-*.<ext>` files with one of
+    `suffixes` (the hub's layout, and a task of your own's folder); other files are ignored, {} when none."""
+    files_by_split: dict[str, list[str]] = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*"))):
+        if os.path.isfile(path) and os.path.splitext(path)[1].lower() in suffixes:
+            split = re.match(r"[^.-]*", os.path.basename(path)).group(0)
+            files_by_split.setdefault(split, []).append(path)
+    return files_by_split
+
+
 def glue_split_files(glue_source: str, config_name: str) -> dict[str, list[str]]:
     """Parquet files of one GLUE configuration in a local copy of the hub repo (<config>/<split>-*.parquet)."""
-    files_by_split: dict[str, list[str]] = {}
-    for path in sorted(glob.glob(os.path.join(glue_source, config_name, "*.parquet"))):
-        split = os.path.basename(path).split("-")[0]
-        files_by_split.setdefault(split, []).append(path)
+    files_by_split = split_files(os.path.join(glue_source, config_name), (".parquet",))
     if not files_by_split:
         raise FileNotFoundError(
             f"no parquet files for GLUE task {config_name!r} under {glue_source!r} "

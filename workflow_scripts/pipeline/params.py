@@ -176,7 +176,7 @@ def _normalize_tasks(params) -> None:
 def _custom_task_definition(entry: dict, task_schema: dict, where: str) -> dict:
     """A task of your own's definition with its defaults, checked where the schema cannot (its data is read, and
     checked, by prepare_task: data/custom_tasks.py)."""
-    from workflow_scripts.data.custom_tasks import BINARY_METRICS, REGRESSION_METRICS
+    from workflow_scripts.core.metrics import BINARY_METRICS, REGRESSION_METRICS
 
     name = entry["name"]
     if name in TASKS:
