@@ -77,8 +77,8 @@ rule teacher_prep:
         hp=hparams("teacher_prep"),
     log:
         "logs/teacher_prep/teacher.log",
-    priority: CRITICAL_PATH_ALL_CORES
-    threads: all_cores
+    priority: CRITICAL_PATH
+    threads: share_of_cores(2)  # beside the pruning chains (see common.smk)
     resources:
         mem_mb=4000,
     shell:
@@ -98,8 +98,8 @@ rule teacher_outputs:
         hp=hparams("teacher_outputs"),
     log:
         "logs/teacher_outputs/teacher_outputs.log",
-    priority: CRITICAL_PATH_ALL_CORES
-    threads: all_cores
+    priority: CRITICAL_PATH
+    threads: share_of_cores(2)  # beside the pruning chains (see common.smk)
     resources:
         mem_mb=6000,
     shell:

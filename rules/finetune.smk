@@ -14,7 +14,7 @@ rule finetune_initial:
     log:
         "logs/finetune_initial/{task}.log",
     priority: BEFORE_CRITICAL_PATH
-    threads: all_cores
+    threads: share_of_cores(2)  # beside Bort's teacher, which needs no fine-tuned model
     resources:
         mem_mb=8000,
     shell:
