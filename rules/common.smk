@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from workflow_scripts.pipeline.params import (COMPETITOR_ALGORITHMS, ParamsError, check_per_layer, custom_task_inputs,
                                              method_algorithm, method_layer_order, rule_hparams, validate_params)
 from workflow_scripts.pipeline.dag import adopt_into_dvc, code_files, task_code_files
-from workflow_scripts.head_pruning.layerwise import processing_order
+from workflow_scripts.head_pruning.order import processing_order
 from workflow_scripts.core.models import encoder_depth
 from workflow_scripts.pipeline.locks import clear_stale_locks
 from workflow_scripts.pipeline.parent_watch import mark_snakemake_process

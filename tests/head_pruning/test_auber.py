@@ -6,7 +6,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from workflow_scripts.head_pruning.auber import head_norms, head_state, search_layer, state_from_norms
 from workflow_scripts.head_pruning.dqn import train_agent, valid_action_mask
-from workflow_scripts.head_pruning.layerwise import (PrunedHeadsScorer, layer_seed, layer_split, processing_order, seeded_subset,
+from workflow_scripts.head_pruning.order import processing_order
+from workflow_scripts.head_pruning.layerwise import (PrunedHeadsScorer, layer_seed, layer_split, seeded_subset,
                                         split_mini_train_dev)
 from workflow_scripts.core.surgery import encoder_layers, prune_heads
 from params_helpers import paper_auber_config

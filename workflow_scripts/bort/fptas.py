@@ -132,16 +132,10 @@ class SearchPlan:
 def model_vocabulary(model_params: dict) -> tuple[int, int, int]:
     """(vocabulary size, position table size, token types) of the model params.yaml names: what every candidate
     shares with the teacher, needed to order the search space before any job runs."""
-    from transformers import AutoConfig
+    from workflow_scripts.core.models import model_config_values
 
-    from workflow_scripts.core.models import resolve_model_source
-
-    _, location = resolve_model_source(model_params["name"])
-    try:
-        config = AutoConfig.from_pretrained(location)
-    except OSError as error:
-        raise RuntimeError(f"cannot read the config of model {model_params['name']!r}: {error}") from error
-    return int(config.vocab_size), int(config.max_position_embeddings), int(config.type_vocab_size)
+    keys = ["vocab_size", "max_position_embeddings", "type_vocab_size"]
+    return tuple(model_config_values(model_params["name"], keys, "to order the search space"))
 
 
 def search_plan(params: dict) -> SearchPlan:

@@ -16,12 +16,13 @@ FLOPs of one forward pass at (batch_size, seq_len), 2 per multiply-accumulate of
 All sequences are taken at full length seq_len (no padding savings). This is the convention of
 torch.utils.flop_counter.FlopCounterMode, which tests use as the reference.
 """
+from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from workflow_scripts.core.surgery import model_structure
+if TYPE_CHECKING:  # the architecture arithmetic runs in the Snakefile (Bort's search plan): no torch import there
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Architecture:
 def architecture_of(model: nn.Module) -> Architecture:
     """The Architecture of a built BERT/RoBERTa/ELECTRA model, pruned or not (task head not included)."""
     config = model.config
+    from workflow_scripts.core.surgery import model_structure
+
     structure = model_structure(model)
     return Architecture(
         depth=structure["num_layers"],

@@ -7,6 +7,7 @@ stage writes Hugging Face folders (config.json + model.safetensors + tokenizer),
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 from pathlib import Path
@@ -128,11 +129,22 @@ def encoder_depth(model_params: dict) -> int:
     needs it before any job runs). Hub ids read the Hugging Face cache, or the network when online."""
     if model_params.get("random_init"):
         return int(model_params["random_init"]["num_hidden_layers"])
+    return model_config_values(model_params["name"], ["num_hidden_layers"], "to size the per-layer chain")[0]
+
+
+def model_config_values(name: str, keys: list[str], purpose: str) -> list[int]:
+    """Integer config values of a params.yaml model, for the Snakefile (before any job runs). A local folder's
+    config.json is read directly when it has them all: importing transformers would cost every snakemake call
+    (each `dvc repro` stage is one) about 1.5 s. Otherwise transformers' AutoConfig, with its defaults."""
+    kind, location = resolve_model_source(name)
+    if kind == "local":
+        values = json.loads(Path(location, "config.json").read_text())
+        if all(isinstance(values.get(key), int) for key in keys):
+            return [values[key] for key in keys]
     from transformers import AutoConfig
 
-    kind, location = resolve_model_source(model_params["name"])
     try:
-        return int(AutoConfig.from_pretrained(location).num_hidden_layers)
+        config = AutoConfig.from_pretrained(location)
     except OSError as error:
-        raise RuntimeError(f"cannot read the config of model {model_params['name']!r} to size the per-layer chain: "
-                           f"{error}") from error
+        raise RuntimeError(f"cannot read the config of model {name!r} {purpose}: {error}") from error
+    return [int(getattr(config, key)) for key in keys]

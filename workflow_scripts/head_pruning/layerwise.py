@@ -23,17 +23,6 @@ from torch import nn
 from workflow_scripts.core.metrics import compute_metrics
 from workflow_scripts.core.surgery import attach_head_gates, encoder_layers
 
-LAYER_ORDERS = ("bottom_up", "top_down")
-
-
-def processing_order(num_layers: int, layer_order: str) -> list[int]:
-    """Layer indices in the order they are pruned: bottom_up (paper) or top_down (AUBER-Reverse)."""
-    if layer_order not in LAYER_ORDERS:
-        raise ValueError(f"layer_order must be one of {LAYER_ORDERS}, got {layer_order!r}")
-    layers = list(range(num_layers))
-    return layers if layer_order == "bottom_up" else layers[::-1]
-
-
 def layer_seed(seed: int, layer_index: int, purpose: str) -> int:
     """A seed per (run seed, layer, purpose), so that every layer gets its own split and agent init, and a
     change at one layer leaves the seeds of the others alone."""
