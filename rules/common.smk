@@ -71,16 +71,19 @@ def share_of_cores(parts):
 # on 2 cores). Started first, it runs beside the many short single-thread pruning jobs, which fill the other core to
 # the end; left to the scheduler, it started halfway and ran alone at the end, one core idle (make run 2 min longer).
 CRITICAL_PATH = 10
-# Bort's teacher and its outputs take half the cores, not all: on 2 cores a second thread made a masked-LM step only
-# 1.6 times faster (measured: 40 steps of teacher_prep in 50 s on one thread, 31 s on two), so both cores on one
-# job wasted a fifth of their time while AUBER's chain waited for them.
+# Bort's teacher and its outputs take half the cores, not all, so that AUBER's chain starts beside them (at minute 2
+# of make run instead of minute 9). The work hardly changes on these 2-core machines: alone, a second thread made
+# a masked-LM step 1.6 times faster (40 steps of teacher_prep: 50 s on one thread, 31 s on two), and side by side two
+# single-thread jobs slow each other as much (teacher_prep 270 s beside AUBER against 153 s alone on two threads).
 # The unpruned fine-tune (and the task data it reads) comes first of all: every pruning chain waits for it (make run
 # 3 min longer when it ran after Bort's candidates). Snakemake starts the set of ready jobs with the largest sum of
 # priorities that fits the free cores: this one outranks any two others.
 BEFORE_CRITICAL_PATH = 2 * CRITICAL_PATH + 1
 # Then the other long serial chains: head pruning layer by layer (AUBER's is about 13 min of one core) and the
 # architecture search with its two distillation stages (about 4 min), ahead of the short jobs that fill the gaps;
-# left to the scheduler, the chains started 15 min into make run and ended it 3 min late.
+# left to the scheduler, the chains started 15 min into make run and ended it 3 min late. The unstructured-pruning
+# chains too: left last, magnitude pruning's 75-s fine-tune ran alone at the end of make run, and the reports that
+# wait for it (the DAP report, the table of every model) after it.
 LONG_CHAIN = 5
 
 

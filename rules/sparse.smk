@@ -55,6 +55,7 @@ rule prune_magnitude:
     wildcard_constraints:
         task=SPARSE_TASK,
         sparsity=re.escape(MAGNITUDE_SPARSITY),
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=4000,
@@ -78,6 +79,7 @@ rule finetune_magnitude:
     wildcard_constraints:
         task=SPARSE_TASK,
         sparsity=re.escape(MAGNITUDE_SPARSITY),
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=6000,
@@ -102,6 +104,7 @@ rule imp_prune:
     wildcard_constraints:
         task=SPARSE_TASK,
         round=rounds_pattern(IMP_ROUNDS),
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=4000,
@@ -125,6 +128,7 @@ rule imp_finetune:
     wildcard_constraints:
         task=SPARSE_TASK,
         round=rounds_pattern(IMP_ROUNDS - 1),
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=6000,
@@ -147,6 +151,7 @@ rule imp_finetune_final:
     wildcard_constraints:
         task=SPARSE_TASK,
         sparsity=re.escape(IMP_SPARSITY),
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=6000,
@@ -169,6 +174,7 @@ rule evaluate_sparse:
     wildcard_constraints:
         task=SPARSE_TASK,
         sparse_method="magnitude|imp",
+    priority: LONG_CHAIN
     threads: 1
     resources:
         mem_mb=4000,

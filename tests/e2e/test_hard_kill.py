@@ -24,6 +24,7 @@ CHECKPOINT = "models/gen_mrpc/base/finetune_initial"
 # What a user runs, and runs again as it is after the kill (make run is `snakemake --cores all main`)
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2", TARGET]
 STAGE = "workflow_scripts.stages.finetune"
+FINETUNE_INPUTS = ["models/base", "data/gen_mrpc/tokenized"]
 
 
 def start_snakemake(repo: Path) -> subprocess.Popen:
@@ -78,6 +79,7 @@ def workflow(tmp_path_factory) -> Path:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["finetune_initial"]["per_task"]["gen_mrpc"] = {"epochs": 15}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(SNAKEMAKE[:-1] + [*FINETUNE_INPUTS], repo)  # the data and the model, once for the copies below
     return repo
 
 
