@@ -2,7 +2,6 @@
 stops with it, and the plain rerun of the same command recovers (stale lock removed, the incomplete output rebuilt)
 and ends with the outputs of an uninterrupted run. A live run's lock is never taken away.
 """
-import os
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from conftest import REPO_ROOT
 from workflow_repo import command_env, make_workflow_repo, run
 from workflow_scripts.core.io_utils import read_json
 from workflow_scripts.pipeline.locks import lock_files
+from workflow_scripts.pipeline.processes import running_processes
 
 pytestmark = pytest.mark.e2e
 TARGET = "models/gen_mrpc/base/evaluate/metrics.json"
@@ -34,15 +34,8 @@ def start_snakemake(repo: Path) -> subprocess.Popen:
 
 def stage_processes(repo: Path) -> list[int]:
     """Pids of the fine-tuning stage running in repo."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
-            if STAGE.encode() in argv and os.readlink(f"/proc/{entry}/cwd") == str(repo.resolve()):
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    return [process.pid for process in running_processes()
+            if STAGE in process.argv and process.cwd == str(repo.resolve())]
 
 
 def wait_for_training(repo: Path, process: subprocess.Popen, timeout: float = 600) -> int:

@@ -23,16 +23,10 @@ import shutil
 import socket
 from pathlib import Path
 
+from workflow_scripts.pipeline.processes import running_processes
+
 LOCKS = Path(".snakemake") / "locks"
 OWNER_FILE = "owner.json"
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return [part.decode(errors="replace") for part in handle.read().split(b"\0") if part]
-    except OSError:
-        return []
 
 
 def is_snakemake(argv: list[str]) -> bool:
@@ -42,11 +36,8 @@ def is_snakemake(argv: list[str]) -> bool:
         first == "-m" and second == "snakemake" for first, second in zip(head, head[1:]))
 
 
-def _working_directory(pid: int, argv: list[str]) -> str | None:
-    try:
-        cwd = os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        return None
+def _working_directory(cwd: str, argv: list[str]) -> str:
+    """The directory a Snakemake process works in: its --directory, or where it was started."""
     for position, part in enumerate(argv[:-1]):
         if part in ("--directory", "-d"):
             return os.path.realpath(os.path.join(cwd, argv[position + 1]))
@@ -58,14 +49,9 @@ def _working_directory(pid: int, argv: list[str]) -> str | None:
 def snakemake_processes(directory: str, exclude=()) -> list[tuple[int, str]]:
     """(pid, command line) of every Snakemake process on this machine working in `directory`."""
     directory = os.path.realpath(directory)
-    found = []
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit() or int(entry) in exclude:
-            continue
-        argv = _cmdline(int(entry))
-        if argv and is_snakemake(argv) and _working_directory(int(entry), argv) == directory:
-            found.append((int(entry), " ".join(argv)))
-    return found
+    return [(process.pid, " ".join(process.argv)) for process in running_processes()
+            if process.pid not in exclude and is_snakemake(process.argv)
+            and _working_directory(process.cwd, process.argv) == directory]
 
 
 def lock_files(directory: str) -> list[Path]:

@@ -30,6 +30,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from workflow_scripts.pipeline.processes import running_processes
 from workflow_scripts.tools.compare_runs import compare_runs
 from workflow_scripts.tools.sandbox import REPO_ROOT, command_env, make_workflow_repo
 
@@ -57,14 +58,8 @@ def front_end_command(front_end: str, targets: list[str]) -> list[str]:
 
 def processes_in(folder: Path) -> list[int]:
     """Pids of the processes whose working directory is inside `folder` (what a killed run left running)."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.readlink(f"/proc/{entry}/cwd").startswith(str(folder.resolve())):
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    inside = str(folder.resolve())
+    return [process.pid for process in running_processes() if process.cwd.startswith(inside)]
 
 
 def wait_for_quiet(folder: Path, timeout: float) -> None:
