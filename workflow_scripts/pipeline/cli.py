@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -113,7 +114,6 @@ def parse_stage_args(description: str, config_classes: list, argv=None,
 
 
 PEAK_MEMORY_MESSAGE = "peak resident memory %d MB"
-_peak_memory_logged_at_exit: list = []
 
 
 def peak_memory_mb() -> int:
@@ -122,6 +122,12 @@ def peak_memory_mb() -> int:
     kilobytes = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                     resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     return round(kilobytes / 1024)
+
+
+@functools.cache
+def log_peak_memory_at_exit(logger: logging.Logger) -> None:
+    """Registers the exit hook once per process: tests call several stages' main() in one."""
+    atexit.register(log_peak_memory, logger)
 
 
 def log_peak_memory(logger: logging.Logger) -> None:
@@ -136,8 +142,7 @@ def log_peak_memory(logger: logging.Logger) -> None:
 def start_stage(execution: Execution, *configs) -> tuple[logging.Logger, str]:
     """Set up logging and threads; log what the stage runs with; return (logger, device)."""
     logger = setup_logging(execution.log_file)
-    if not _peak_memory_logged_at_exit:  # once per process: tests call several stages' main() in one
-        _peak_memory_logged_at_exit.append(atexit.register(log_peak_memory, logger))
+    log_peak_memory_at_exit(logger)
     watch_snakemake(logger)  # a job whose Snakemake was killed stops instead of running on as an orphan
     if execution.threads:
         torch.set_num_threads(execution.threads)
