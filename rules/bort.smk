@@ -6,7 +6,8 @@
 #   models/bort/fptas/candidates/D{d}_A{a}_H{h}_I{i}/metrics.json   <- fptas_candidate_train, one job each
 #   models/bort/fptas/teacher/metrics.json                 <- fptas_teacher_cost (p(T), i(T) by the same protocol)
 #   results/bort/fptas/{selection.json,table.md,...}       <- fptas_select
-#   models/bort/pretrain/{kd,mlm}  + results/bort/pretrain/{objective}_curve.csv   <- kd_pretrain
+#   models/bort/pretrain/{run}  + results/bort/pretrain/{run}_curve.csv   <- kd_pretrain, one job per objective (kd,
+#                                                          mlm) and per variant (bort.pretrain.variants, e.g. stacking)
 #   results/bort/pretrain/comparison.md                    <- bort_report
 # Candidates are independent: `--cores N` trains N at once (one thread each, which is also what their latency is
 # measured on), and on a cluster each is one job.
@@ -20,15 +21,22 @@ try:
 except (RuntimeError, ValueError) as error:
     raise WorkflowError(f"bort: {error}") from None
 BORT_OBJECTIVES = BORT["pretrain"]["objectives"]
+BORT_VARIANTS = BORT["pretrain"]["variants"]
+BORT_RUNS = [*BORT_OBJECTIVES, *BORT_VARIANTS]  # what kd_pretrain runs and bort_report compares
 CORPUS = "data/corpus/tokenized"
 TEACHER = "models/bort/teacher"
 TEACHER_OUTPUTS = "models/bort/teacher_outputs"
 CACHED_TEACHER = BORT["teacher_outputs"]["mode"] == "cached"
 
 
+def pretrain_objective(run):
+    """kd or mlm: a pretraining run named for its objective, or a variant's objective."""
+    return BORT_VARIANTS[run]["objective"] if run in BORT_VARIANTS else run
+
+
 def cached_teacher_outputs(wildcards):
     """The teacher_outputs folder where T's outputs are cached (and the consumer distills), else nothing."""
-    uses_teacher = wildcards.get("objective", "kd") == "kd"
+    uses_teacher = pretrain_objective(wildcards.get("run", "kd")) == "kd"  # the candidates distill
     return {"teacher_outputs": TEACHER_OUTPUTS} if CACHED_TEACHER and uses_teacher else {}
 
 
@@ -193,7 +201,8 @@ def pretrain_launcher(wildcards):
     return "" if processes == 1 else f"-m torch.distributed.run --standalone --nproc_per_node {processes}"
 
 
-# ---- kd_pretrain: the chosen architecture pretrained by distillation (kd) or by MLM alone (mlm) ----------------
+# ---- kd_pretrain: the chosen architecture pretrained by distillation (kd), by MLM alone (mlm), or as a variant -----
+# (bort.pretrain.variants: an objective with its own progressive stacking); the objective comes through params.hp.
 rule kd_pretrain:
     input:
         unpack(cached_teacher_outputs),
@@ -202,23 +211,23 @@ rule kd_pretrain:
         selection="results/bort/fptas/selection.json",
         code=code("kd_pretrain"),
     output:
-        model=directory("models/bort/pretrain/{objective}"),
-        curve="results/bort/pretrain/{objective}_curve.csv",
+        model=directory("models/bort/pretrain/{run}"),
+        curve="results/bort/pretrain/{run}_curve.csv",
     params:
         hp=hparams("kd_pretrain"),
         launcher=pretrain_launcher,
         cached=teacher_outputs_flag,
     log:
-        "logs/kd_pretrain/{objective}.log",
+        "logs/kd_pretrain/{run}.log",
     wildcard_constraints:
-        objective="kd|mlm",
+        run="|".join(BORT_RUNS),
     priority: CRITICAL_PATH
-    threads: share_of_cores(len(BORT_OBJECTIVES))
+    threads: share_of_cores(len(BORT_RUNS))
     resources:
         mem_mb=8000,
         gpu=BORT["pretrain"]["nproc_per_node"] if BORT["pretrain"]["nproc_per_node"] > 1 else 0,
     shell:
-        "{PYTHON} {params.launcher} -m workflow_scripts.stages.kd_pretrain --objective {wildcards.objective} --teacher {input.teacher} "
+        "{PYTHON} {params.launcher} -m workflow_scripts.stages.kd_pretrain --teacher {input.teacher} "
         "--corpus {input.corpus} --selection {input.selection} --output {output.model} --curve {output.curve} "
         "{params.cached} {params.hp} --threads {threads} --log-file {log}"
 
@@ -226,7 +235,7 @@ rule kd_pretrain:
 # ---- bort_report: KD against MLM-only pretraining (the seed's Table 3 / Figure 1) -----------------------------
 rule bort_report:
     input:
-        curves=expand("results/bort/pretrain/{objective}_curve.csv", objective=BORT_OBJECTIVES),
+        curves=expand("results/bort/pretrain/{run}_curve.csv", run=BORT_RUNS),
         selection="results/bort/fptas/selection.json",
         teacher=TEACHER,
         code=code("bort_report"),

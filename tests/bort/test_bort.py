@@ -385,15 +385,18 @@ def write_selection(path, tag="D1_A2_H16_I32"):
     return str(path)
 
 
-def pretrain_command(corpus, teacher, selection, output, steps, extra=()):
+NO_STACKING = {"stages": 0, "switch_steps": []}
+
+
+def pretrain_command(corpus, teacher, selection, output, steps, extra=(), stacking=NO_STACKING):
     """Curve points every 4 steps, checkpoints every 5: a resumed curve must not restart its mean training loss."""
     return ["-m", "workflow_scripts.stages.kd_pretrain", "--objective", "kd", "--teacher", str(teacher), "--corpus",
             str(corpus), "--selection", selection, "--output", str(output), "--curve", f"{output}_curve.csv",
             "--mlm-weight", "0.1", "--teacher-weight", "0.5", "--temperature", "2.0", "--learning-rate", "1e-3",
             "--schedule", "noam", "--warmup-ratio", "0.1", "--max-grad-norm", "1.0", "--weight-decay", "0.01",
-            "--batch-size", "8", "--steps", str(steps), "--mask-probability", "0.15", "--evaluate-every-steps", "4",
-            "--checkpoint-every-steps", "5", "--keep-checkpoints", "0", "--heldout-batch-size", "8", "--seed", "0",
-            "--threads", "1", *extra]
+            "--batch-size", "8", "--steps", str(steps), "--stacking", json.dumps(stacking), "--mask-probability",
+            "0.15", "--evaluate-every-steps", "4", "--checkpoint-every-steps", "5", "--keep-checkpoints", "0",
+            "--heldout-batch-size", "8", "--seed", "0", "--threads", "1", *extra]
 
 
 def model_tensors(folder):
@@ -452,3 +455,57 @@ def test_ddp_on_two_cpu_processes_matches_one_process(corpus_and_teacher, cached
     assert json.loads((distributed / "metrics.json").read_text())["world_size"] == 2
     expected, ddp = model_tensors(single), model_tensors(distributed)
     assert all(torch.allclose(expected[name], ddp[name], atol=1e-5) for name in expected)
+
+
+def test_pretraining_with_stacking_ends_at_the_full_depth_and_resumes_across_a_switch(
+        corpus_and_teacher, cached_teacher, tmp_path):
+    """D4 from one layer: stacked after steps 4 and 10; checkpoints at 5 (two layers) and 10 (four, written after
+    the switch), each resumed in a fresh output to the same final weights as the run that went through."""
+    import shutil
+
+    from workflow_scripts.core.models import load_pretrained
+    from workflow_scripts.stages import kd_pretrain
+
+    corpus, teacher = corpus_and_teacher
+    selection = write_selection(tmp_path / "selection.json", "D4_A4_H32_I64")
+    stacking = {"stages": 2, "switch_steps": [4, 10]}
+    extra = ["--dropout", "0.1", "--teacher-outputs", str(cached_teacher)]
+
+    def run(output, log=None):
+        argv = pretrain_command(corpus, teacher, selection, output, 12, extra, stacking)[2:]
+        kd_pretrain.main([*argv, *(["--log-file", str(log)] if log else [])])
+
+    through = tmp_path / "through"
+    run(through, tmp_path / "through.log")
+    log = (tmp_path / "through.log").read_text()
+    assert "step 4: encoder stacked to 2 layers" in log and "step 10: encoder stacked to 4 layers" in log
+    metrics = json.loads((through / "metrics.json").read_text())
+    assert metrics["depth_schedule"] == [[0, 1], [4, 2], [10, 4]]
+    curve = pd.read_csv(through / "curve.csv")
+    assert curve["step"].tolist() == [4, 8, 12] and curve["mlm_accuracy"].between(0, 1).all()
+    model, _ = load_pretrained(str(through))  # the project's loader: a normal masked LM of the full depth
+    assert type(model).__name__ == "BertForMaskedLM" and len(model.bert.encoder.layer) == 4
+    expected = model_tensors(through)
+    assert {name for name in expected if ".layer." in name} == {
+        name for name in model_tensors(through / "checkpoints" / "step_0000010") if ".layer." in name}
+    assert len(model_tensors(through / "checkpoints" / "step_0000005")) < len(expected)  # two layers at step 5
+    for step in (5, 10):
+        resumed = tmp_path / f"resumed_{step}"
+        shutil.copytree(through / "checkpoints" / f"step_{step:07d}", f"{resumed}.checkpoints/step_{step:07d}")
+        run(resumed)
+        assert json.loads((resumed / "metrics.json").read_text())["resumed_from_step"] == step
+        final = model_tensors(resumed)
+        assert final.keys() == expected.keys() and all(torch.equal(expected[name], final[name]) for name in expected)
+        pd.testing.assert_frame_equal(pd.read_csv(resumed / "curve.csv").drop(columns="train_seconds"),
+                                      curve.drop(columns="train_seconds"))
+
+
+def test_stacking_into_a_depth_it_cannot_halve_is_refused_before_training(corpus_and_teacher, tmp_path):
+    from workflow_scripts.stages import kd_pretrain
+
+    corpus, teacher = corpus_and_teacher
+    selection = write_selection(tmp_path / "selection.json", "D3_A4_H32_I64")
+    argv = pretrain_command(corpus, teacher, selection, tmp_path / "out", 12, ["--dropout", "0.1"],
+                            {"stages": 1, "switch_steps": [6]})[2:]
+    with pytest.raises(ValueError, match="the chosen architecture's depth 3 is not divisible by 2"):
+        kd_pretrain.main(argv)

@@ -22,6 +22,8 @@ EXAMPLES = {
     ("model", "random_init"): {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12,
                                "intermediate_size": 1536},
     ("bort", "fptas", "references"): [{"depth": 3, "heads": 12, "hidden": 384, "intermediate": 1536}],
+    ("bort", "pretrain", "variants"): {"kd_stacked": {"objective": "kd", "stacking": {"stages": 1,
+                                                                                       "switch_steps": [200]}}},
     # a task of your own first (the walk enters a list through its first entry), then params.yaml's
     ("tasks",): [{"name": "reviews", "hub": {"id": "user/reviews", "config": None}, "text_columns": ["review"],
                   "label_column": "stars", "labels": None, "metrics": ["accuracy"],
@@ -29,7 +31,7 @@ EXAMPLES = {
                  "gen_mrpc", "gen_cola", "gen_rte", "gen_wnli"],
 }
 # Open mappings whose keys are names the user chooses: a new key there is a new entry, not a typo.
-NAMED_ENTRIES = {("head_pruning", "ablations")}
+NAMED_ENTRIES = {("head_pruning", "ablations"), ("bort", "pretrain", "variants")}
 MISSING = object()
 
 

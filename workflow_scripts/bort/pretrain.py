@@ -11,12 +11,17 @@ read from the teacher_outputs stage's cache (or T run in every step when no cach
 the masked-LM loss alone. AdamW (no decay on biases and LayerNorm), the Noam or linear schedule, global
 gradient-norm clipping, through core.training.run_training.
 
+With `stacking` stages k > 0 (bort/stacking.py, Gong et al. 2019) the student starts with D / 2^k of the chosen
+depth D and its encoder is doubled after each switch step, the optimizer rebuilt over the new layers and the
+schedule going on; the final model has depth D. Stages 0 trains depth D from the start.
+
 Checkpoints go to <output>.checkpoints/step_NNNNNNN every `checkpoint_every_steps` steps (Hugging Face folders
 plus trainer_state.pt, through core.resume); a run started again with the same inputs, code and config resumes
 from the newest one and continues with exactly the batches, random state and curve it would have had.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,11 +32,14 @@ import torch
 from workflow_scripts.bort.distillation import (build_student, distillation_loss, heldout_scores, masked_logits,
                                                 noam_factor)
 from workflow_scripts.bort.fptas import Candidate
+from workflow_scripts.bort.stacking import (depth_after, depth_schedule, regroup_optimizer, stack_encoder,
+                                            stacking_error)
 from workflow_scripts.bort.teacher_outputs import TeacherOutputs, teacher_top_k
 from workflow_scripts.core.io_utils import atomic_output_dir, read_json, verified, verify_checksums, write_json, write_text
 from workflow_scripts.core.resume import Checkpoints, fingerprint
-from workflow_scripts.core.training import (Distributed, Periodic, build_optimizer, linear_schedule,
-                                            restore_trainer_state, run_training, seed_everything, trainer_state)
+from workflow_scripts.core.training import (Callback, Distributed, Periodic, build_optimizer, linear_schedule,
+                                            parameter_groups, restore_trainer_state, run_training, seed_everything,
+                                            trainer_state)
 from workflow_scripts.data.corpus import heldout_masked_batches, load_corpus, training_batches
 
 CODE_MODULE = "workflow_scripts.stages.kd_pretrain"  # its code files are part of the resume fingerprint
@@ -53,6 +61,8 @@ class PretrainConfig:
     weight_decay: float = field(metadata={"help": "AdamW weight decay (not on biases and LayerNorm weights)"})
     batch_size: int = field(metadata={"help": "global batch in sequences (split over DDP processes)"})
     steps: int = field(metadata={"help": "optimizer steps"})
+    stacking: dict = field(metadata={"help": 'progressive stacking: {"stages": k, "switch_steps": [s_1, ..., s_k]}; '
+                                             'depth / 2^k layers first, doubled after each switch step (k 0: off)'})
     dropout: float = field(metadata={"help": "dropout of the student"})
     mask_probability: float = field(metadata={"help": "share of the tokens masked (BERT's 80/10/10)"})
     evaluate_every_steps: int = field(metadata={"help": "steps between held-out MLM evaluations (the curve)"})
@@ -113,6 +123,37 @@ def curve_csv(curve: list[dict], objective: str) -> str:
     return table.to_csv(index=False, lineterminator="\n")
 
 
+class StackingSwitches(Callback):
+    """Progressive stacking: after each switch step the student's encoder is doubled (layer L' + i a copy of layer
+    i) and the optimizer rebuilt over the new parameters (bort/stacking.py says what happens to its state and the
+    schedule). Runs after the held-out curve (the point at a switch step is the model trained at the old depth) and
+    before the checkpoint (a checkpoint at a switch step holds the stacked model, as depth_after says)."""
+
+    def __init__(self, student, optimizer, config: PretrainConfig, logger):
+        self.student, self.optimizer, self.config, self.logger = student, optimizer, config, logger
+
+    def on_step(self, state) -> None:
+        if state.step in self.config.stacking["switch_steps"]:
+            stack_once(self.student, self.optimizer, self.config.weight_decay)
+            self.logger.info("step %d: encoder stacked to %d layers", state.step,
+                             self.student.config.num_hidden_layers)
+
+
+def stack_once(student, optimizer, weight_decay: float) -> None:
+    copied_from = stack_encoder(student)  # before the groups are read: they must hold the new layers
+    regroup_optimizer(optimizer, parameter_groups(student, weight_decay), copied_from)
+
+
+def check_stacking(config: PretrainConfig, depth: int, world_size: int) -> None:
+    """The option against the chosen depth (params.yaml is checked against every depth of the search space)."""
+    error = stacking_error(config.stacking, config.steps, [depth], "the chosen architecture's depth")
+    if error:
+        raise ValueError(f"stacking: {error}")
+    if config.stacking["stages"] and world_size > 1:
+        raise ValueError("stacking is not supported under DDP: the DDP wrapper registers the parameters once, "
+                         "and stacking adds layers")
+
+
 class HeldOutCurve(Periodic):
     """Held-out MLM accuracy and loss, with the mean training loss since the previous point and the training time so
     far (wall-clock seconds spent outside these evaluations: the x-axis of the equal-time comparison), every
@@ -155,11 +196,14 @@ def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, outpu
     rank, world_size, device = distributed.rank, distributed.world_size, distributed.device
     tokenizer = AutoTokenizer.from_pretrained(teacher_folder)
     candidate = Candidate.from_tag(read_json(selection_file)["chosen"]["tag"])
+    check_stacking(config, candidate.depth, world_size)
     mlm_weight, teacher_weight = loss_weights(config)
     cache = TeacherOutputs.load(teacher_outputs) if teacher_weight and teacher_outputs else None
     online = teacher_weight and cache is None
     teacher = AutoModelForMaskedLM.from_pretrained(verified(teacher_folder)).to(device).eval() if online else None
-    student = build_student(AutoConfig.from_pretrained(teacher_folder), candidate, config.dropout, config.seed)
+    start_depth = depth_schedule(candidate.depth, config.stacking)[0][1]
+    student = build_student(AutoConfig.from_pretrained(teacher_folder),
+                            dataclasses.replace(candidate, depth=start_depth), config.dropout, config.seed)
     student = student.to(device)
     train_blocks, heldout_blocks, _ = load_corpus(corpus_folder)
     heldout = heldout_masked_batches(heldout_blocks, tokenizer, config.mask_probability, config.heldout_batch_size,
@@ -184,6 +228,8 @@ def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, outpu
     if resume_from:
         verify_checksums(resume_from)
         state = torch.load(os.path.join(resume_from, STATE_FILE), weights_only=False)
+        while student.config.num_hidden_layers < depth_after(state["step"], candidate.depth, config.stacking):
+            stack_once(student, optimizer, config.weight_decay)  # the checkpoint's depth; its weights come next
         student.load_state_dict(AutoModelForMaskedLM.from_pretrained(resume_from).state_dict())
         start_step = restore_trainer_state(state, optimizer, scheduler)
         curve, recent_losses = state["curve"], state["recent_losses"]
@@ -225,7 +271,8 @@ def pretrain(teacher_folder: str, corpus_folder: str, selection_file: str, outpu
 
     held_out_curve = None if rank else HeldOutCurve(student, heldout, config, device, logger, curve, recent_losses,
                                                     train_seconds_before)
-    callbacks = [] if rank else [held_out_curve,
+    switches = [StackingSwitches(student, optimizer, config, logger)] if config.stacking["stages"] else []
+    callbacks = [] if rank else [held_out_curve, *switches,  # only rank 0: stacking refuses DDP (check_stacking)
                                  Periodic(config.checkpoint_every_steps, save_checkpoint, not_at_last=True)]
     student.train()
     started = time.perf_counter()
@@ -247,6 +294,8 @@ def write_pretrained(run: PretrainRun, output: str, curve_file: str) -> None:
                "seconds_per_step": final["train_seconds"] / run.config.steps,
                "teacher_outputs": run.teacher_outputs, "heldout_mlm_accuracy": final["mlm_accuracy"],
                "heldout_mlm_loss": final["mlm_loss"]}
+    if run.config.stacking["stages"]:  # (first step, depth) of each stage; without stacking the file is as it was
+        metrics["depth_schedule"] = depth_schedule(run.candidate.depth, run.config.stacking)
     with atomic_output_dir(output) as staging:
         run.student.cpu().save_pretrained(staging, safe_serialization=True)
         run.tokenizer.save_pretrained(staging)

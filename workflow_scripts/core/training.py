@@ -152,13 +152,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_optimizer(model, learning_rate: float, weight_decay: float, adam_epsilon: float = 1e-8) -> torch.optim.AdamW:
-    """AdamW with two groups: decay on the weights, none on biases and LayerNorm weights."""
+def parameter_groups(model, weight_decay: float) -> list[dict]:
+    """build_optimizer's two groups, in model order: decay on the weights, none on biases and LayerNorm weights."""
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and (n.endswith("bias") or "LayerNorm" in n)]
     no_decay_ids = {id(p) for p in no_decay}
     decay = [p for p in model.parameters() if p.requires_grad and id(p) not in no_decay_ids]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=learning_rate, eps=adam_epsilon)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model, learning_rate: float, weight_decay: float, adam_epsilon: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW with two groups: decay on the weights, none on biases and LayerNorm weights."""
+    return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=learning_rate, eps=adam_epsilon)
 
 
 def linear_schedule(optimizer, total_steps: int, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:

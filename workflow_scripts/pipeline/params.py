@@ -16,6 +16,7 @@ from importlib import resources
 
 import yaml
 
+from workflow_scripts.bort.stacking import stacking_error
 from workflow_scripts.data.tasks import TASKS
 
 
@@ -322,6 +323,22 @@ def _check_bort(bort: dict) -> None:
         raise ParamsError(f"params.yaml: 'bort.pretrain.batch_size' ({pretrain['batch_size']}) must be divisible by "
                           f"'bort.pretrain.nproc_per_node' ({pretrain['nproc_per_node']}): each process takes an "
                           "equal slice of the global batch")
+    stacking_by_key = {"bort.pretrain.stacking": pretrain["stacking"],
+                       **{f"bort.pretrain.variants.{name}.stacking": variant["stacking"]
+                          for name, variant in pretrain["variants"].items() if "stacking" in variant}}
+    for key, stacking in stacking_by_key.items():
+        error = stacking_error(stacking, pretrain["steps"], space["depth"], "'bort.search_space.depth'")
+        if error:
+            raise ParamsError(f"params.yaml: '{key}': {error}")
+        if stacking["stages"] and pretrain["nproc_per_node"] > 1:
+            raise ParamsError(f"params.yaml: '{key}': stacking adds layers, which DDP's wrapper cannot take: set "
+                              "'bort.pretrain.nproc_per_node' to 1 or the stages to 0")
+
+
+def pretrain_objectives(params: dict) -> set[str]:
+    """The objectives Bort's pretraining runs use: bort.pretrain.objectives and its variants' objectives."""
+    pretrain = params["bort"]["pretrain"]
+    return {*pretrain["objectives"], *(variant["objective"] for variant in pretrain["variants"].values())}
 
 
 def _check_agora(params) -> None:
@@ -479,9 +496,25 @@ def _competitor_keys(params: dict) -> dict[str, str]:
 
 
 def _pretrain_keys(params: dict) -> dict[str, str]:
-    names = [name for name in params["bort"]["pretrain"] if name not in ("objectives", "nproc_per_node")]
+    names = [name for name in params["bort"]["pretrain"] if name not in ("objectives", "nproc_per_node", "variants")]
     return {**_keys("bort.pretrain", names), "mask_probability": "bort.corpus.mask_probability",
             "heldout_batch_size": "bort.fptas.heldout_batch_size", "seed": "seed"}
+
+
+def _kd_pretrain(params: dict, wildcards) -> StageHparams:
+    """One pretraining run (the rule's {run}): an objective of bort.pretrain.objectives with bort.pretrain as it
+    is, or a variant whose objective (and stacking, when it has one) bort.pretrain.variants.<run> gives."""
+    run = wildcards.run
+    variant = params["bort"]["pretrain"]["variants"].get(run)
+    if variant is None:
+        hparams = hparams_from_keys(params, _pretrain_keys(params))
+        return StageHparams({"objective": run, **hparams},
+                            {"objective": "bort.pretrain.objectives", **hparams.source_keys})
+    variant_key = f"bort.pretrain.variants.{run}"
+    overrides = {name: f"{variant_key}.{name}" for name in variant}
+    hparams = hparams_from_keys(params, {"objective": overrides.pop("objective"), **_pretrain_keys(params),
+                                         **overrides})
+    return StageHparams(hparams, hparams.source_keys, {*hparams.tracked_keys, variant_key})
 
 
 def teacher_output_streams(params: dict) -> tuple[list[list[int]], list[float]]:
@@ -495,7 +528,7 @@ def teacher_output_streams(params: dict) -> tuple[list[list[int]], list[float]]:
         batch_size = hyperparameters["batch_size"]
         steps_by_batch[batch_size] = max(steps_by_batch.get(batch_size, 0), bort["fptas"]["steps"])
     temperatures = [1.0]
-    if "kd" in bort["pretrain"]["objectives"]:
+    if "kd" in pretrain_objectives(params):
         batch_size = bort["pretrain"]["batch_size"]
         steps_by_batch[batch_size] = max(steps_by_batch.get(batch_size, 0), bort["pretrain"]["steps"])
         temperatures += [] if bort["pretrain"]["temperature"] == 1 else [float(bort["pretrain"]["temperature"])]
@@ -508,7 +541,7 @@ def _teacher_outputs(params: dict, wildcards) -> StageHparams:
               "temperatures": "bort.pretrain.temperature", "mask_probability": "bort.corpus.mask_probability",
               "heldout_batch_size": "bort.fptas.heldout_batch_size", "seed": "seed"}
     tracked = set(source.values()) | {"bort.fptas.steps", "bort.pretrain.steps", "bort.pretrain.batch_size",
-                                      "bort.pretrain.objectives"}
+                                      "bort.pretrain.objectives", "bort.pretrain.variants"}
     values = {"top_k": params["bort"]["teacher_outputs"]["top_k"], "streams": streams, "temperatures": temperatures,
               "mask_probability": params["bort"]["corpus"]["mask_probability"],
               "heldout_batch_size": params["bort"]["fptas"]["heldout_batch_size"], "seed": params["seed"]}
@@ -617,7 +650,7 @@ RULE_HPARAMS = {
     "teacher_outputs": _teacher_outputs,
     "fptas_candidate": lambda p, w: hparams_from_keys(p, FPTAS_KEYS),
     "fptas_select": lambda p, w: hparams_from_keys(p, SELECTION_KEYS),
-    "kd_pretrain": lambda p, w: hparams_from_keys(p, _pretrain_keys(p)),
+    "kd_pretrain": _kd_pretrain,
     "agora_finetune": lambda p, w: _agora_student(p, w, {**AGORA_STUDENT_KEYS, **AGORA_LOOP_KEYS}),
     "finetune_plain": lambda p, w: _agora_student(p, w, AGORA_STUDENT_KEYS),
     "agora_rounds": lambda p, w: hparams_from_keys(p, EVALUATE_KEYS),

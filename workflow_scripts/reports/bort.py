@@ -156,13 +156,19 @@ def selection_report(selection: dict, config: SelectionConfig, output_dir: str) 
 
 # ---- distillation against MLM-only pretraining -------------------------------------------------------------------
 
+CURVE_SUFFIX = "_curve.csv"
+
+
 def read_curve(path: str) -> tuple[str, pd.DataFrame]:
-    """(objective, curve) of a kd_pretrain curve CSV: step, mlm_accuracy, mlm_loss per evaluation."""
+    """(run, curve) of a kd_pretrain curve CSV: step, mlm_accuracy, mlm_loss per evaluation. The run is the file's
+    name before _curve.csv (an objective, or a variant of bort.pretrain.variants, whose objective column says kd or
+    mlm too); the objective column for a file named otherwise."""
     # pandas >= 3 parses floats exactly (round trip): the summary's numbers are the file's, to the last bit
     curve = pd.read_csv(path)
     if curve.empty:
         raise ValueError(f"{path} has no points")
-    return curve["objective"].iloc[0], curve
+    name = os.path.basename(path)
+    return name.removesuffix(CURVE_SUFFIX) if name.endswith(CURVE_SUFFIX) else curve["objective"].iloc[0], curve
 
 
 def steps_to_reach(curve: list[dict], target: float, key: str = "mlm_accuracy") -> int | None:
@@ -281,7 +287,9 @@ def pretraining_figure(curves: dict[str, pd.DataFrame], summary: dict, architect
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
     figure.axes[0].legend(fontsize="small")
-    figure.suptitle(f"Pretraining of {architecture}: distillation (kd) against MLM only (mlm)")
+    variants = [name for name in curves if name not in ("kd", "mlm")]
+    figure.suptitle(f"Pretraining of {architecture}: distillation (kd) against MLM only (mlm)"
+                    + (f"; variants: {', '.join(variants)}" if variants else ""))
     return figure
 
 

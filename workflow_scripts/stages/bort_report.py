@@ -1,7 +1,8 @@
 """Stage bort_report: distillation against MLM-only pretraining of the chosen architecture (the seed's Table 3 and
 Figure 1): held-out MLM accuracy and loss against steps and training seconds, the steps each objective needs to
 reach what MLM-only pretraining ends with, the accuracies at equal wall time, and the baselines (T's accuracy, the
-most-frequent-token rate).
+most-frequent-token rate). Each curve is named by its file (<run>_curve.csv): kd, mlm, or a variant of
+bort.pretrain.variants (e.g. kd_stacked, progressive stacking) beside them.
 
     python -m workflow_scripts.stages.bort_report --curves results/bort/pretrain/kd_curve.csv \
         results/bort/pretrain/mlm_curve.csv --selection results/bort/fptas/selection.json --teacher models/bort/teacher \

@@ -7,7 +7,9 @@
 Objective `kd`: mlm_weight * CE_MLM + teacher_weight * tau^2 * KL(T || student) at temperature tau, on masked
 positions (bort.distillation_loss), T's outputs read from --teacher-outputs (T runs on every batch without it).
 Objective `mlm`: the masked-LM loss alone, the self-supervised alternative.
-The student starts from random initialization (workflow_scripts/bort/pretrain.py).
+The student starts from random initialization (workflow_scripts/bort/pretrain.py). With --stacking
+'{"stages": k, "switch_steps": [...]}' it starts with depth / 2^k layers and doubles its encoder after each switch
+step (progressive stacking, workflow_scripts/bort/stacking.py); stages 0 trains the full depth throughout.
 
 Checkpoints go to <output>.checkpoints/step_NNNNNNN every --checkpoint-every-steps steps (Hugging Face folders,
 openable with `python -m workflow_scripts.tools.inspect`, plus trainer_state.pt); a killed run started again with
