@@ -55,8 +55,9 @@ def test_bort_candidates_run_as_sbatch_jobs_and_match_the_local_run(partition, b
     repo = Path(shutil.copytree(built, tmp_path / "workflow", symlinks=True))
     profile = edited_profile(tmp_path / "profile", partition, cpus=2)
     # no accounting database on this cluster: job states come from squeue (slurm.conf keeps finished jobs there)
-    result = run([sys.executable, "-m", "snakemake", "--profile", str(profile), "--slurm-status-command", "squeue",
-                  "--forcerun", "fptas_candidate_train", *TARGETS], repo)
+    # the targets before --forcerun, which takes every word after it
+    result = run([sys.executable, "-m", "snakemake", *TARGETS, "--profile", str(profile), "--slurm-status-command",
+                  "squeue", "--forcerun", "fptas_candidate_train"], repo)
     log = result.stdout + result.stderr
     jobs = jobs_run_by_snakemake(log)
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
