@@ -7,6 +7,9 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Nothing is downloaded from a model or dataset hub at run time; the embedded default is offline.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
+# Stage jobs are forked from a process that has torch and transformers imported, instead of importing them again
+# (about 4 s of each of make run's 110 jobs; workflow_scripts/pipeline/warm_start.py). 0 starts every job cold.
+export WORKFLOW_WARM_START ?= 1
 CORES ?= all
 
 .PHONY: run test venv compile dvc.yaml check-dvc clean

@@ -11,6 +11,7 @@ from workflow_scripts.head_pruning.order import processing_order
 from workflow_scripts.core.models import encoder_depth
 from workflow_scripts.pipeline.locks import clear_stale_locks
 from workflow_scripts.pipeline.parent_watch import mark_snakemake_process
+from workflow_scripts.pipeline.warm_start import python_command
 
 configfile: "params.yaml"
 
@@ -45,8 +46,11 @@ LAYER_ORDER = {method: processing_order(NUM_LAYERS, method_layer_order(config, m
 FINAL_STAGE_OF_METHOD = {"base": "finetune_initial"}
 # Agora and its baseline run once per seed (models/{task}/{method}/seed_{seed}/<stage>); evaluate_agora scores them.
 FINAL_STAGE_OF_AGORA_METHOD = {"agora": "agora_finetune", "bort_plain": "finetune_plain"}
-# The interpreter running Snakemake (the project's venv) runs the stage CLIs too.
-PYTHON = sys.executable
+# The interpreter running Snakemake (the project's venv) runs the stage CLIs too; with WORKFLOW_WARM_START=1 (make
+# run) through the warm-start launcher, which forks each job from a process that has torch and transformers imported
+# (pipeline/warm_start.py). Snakemake's code trigger compares the rules' command templates, so switching it reruns
+# nothing.
+PYTHON = python_command(sys.executable)
 
 
 wildcard_constraints:

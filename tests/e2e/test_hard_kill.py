@@ -17,6 +17,7 @@ from workflow_repo import command_env, make_workflow_repo, run
 from workflow_scripts.core.io_utils import read_json
 from workflow_scripts.pipeline.locks import lock_files
 from workflow_scripts.pipeline.processes import running_processes
+from workflow_scripts.pipeline.warm_start import MODULE as WARM_START_MODULE, WARM_START_ENV
 
 pytestmark = pytest.mark.e2e
 TARGET = "models/gen_mrpc/base/evaluate/metrics.json"
@@ -33,13 +34,14 @@ def start_snakemake(repo: Path) -> subprocess.Popen:
 
 
 def stage_processes(repo: Path) -> list[int]:
-    """Pids of the fine-tuning stage running in repo."""
+    """Pids of the fine-tuning stage running in repo: its command, and under a warm start (command_env's default)
+    the job forked by the warm server, which shows the server's command line (pipeline/warm_start.py)."""
     return [process.pid for process in running_processes()
-            if STAGE in process.argv and process.cwd == str(repo.resolve())]
+            if (STAGE in process.argv or WARM_START_MODULE in process.argv) and process.cwd == str(repo.resolve())]
 
 
-def wait_for_training(repo: Path, process: subprocess.Popen, timeout: float = 600) -> int:
-    """Wait until the fine-tuning job is training (past its imports, its parent watched); return its pid."""
+def wait_for_training(repo: Path, process: subprocess.Popen, timeout: float = 600) -> list[int]:
+    """Wait until the fine-tuning job is training (past its imports, its parent watched); return its pids."""
     log = repo / "logs/finetune_initial/gen_mrpc.log"
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -47,22 +49,25 @@ def wait_for_training(repo: Path, process: subprocess.Popen, timeout: float = 60
         if log.exists() and "fine-tuning on" in log.read_text():
             pids = stage_processes(repo)
             if pids:
-                return pids[0]
+                return pids
         time.sleep(0.2)
     raise AssertionError("the fine-tuning job never started training")
 
 
-def wait_until_gone(pid: int, timeout: float) -> bool:
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def wait_until_gone(pids: list[int], timeout: float) -> bool:
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return True
-        if state in ("Z", "X"):
-            return True
+    while any(alive(pid) for pid in pids):
+        if time.time() > deadline:
+            return False
         time.sleep(0.2)
-    return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +96,7 @@ def test_a_second_run_beside_a_live_one_stops_and_leaves_its_lock(workflow, tmp_
     params["finetune_initial"]["per_task"]["gen_mrpc"] = {"epochs": 100_000}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     first = start_snakemake(repo)
-    job = None
+    job = []
     try:
         job = wait_for_training(repo, first)
         second = run(SNAKEMAKE, repo, check=False)
@@ -100,8 +105,7 @@ def test_a_second_run_beside_a_live_one_stops_and_leaves_its_lock(workflow, tmp_
     finally:
         first.kill()  # its job notices within a second and stops (Ctrl-C's graceful stop took up to 2 min here)
         first.wait()
-        if job:
-            wait_until_gone(job, timeout=30)
+        wait_until_gone(job, timeout=30)
     output = second.stdout + second.stderr
     assert second.returncode != 0 and "Directory cannot be locked" in output
     assert f"a running Snakemake (pid {first.pid}" in output
@@ -111,6 +115,8 @@ def test_the_plain_rerun_recovers_after_snakemake_is_killed_mid_job(workflow, un
     repo = workflow
     process = start_snakemake(repo)
     job = wait_for_training(repo, process)
+    warm = command_env()[WARM_START_ENV] == "1"
+    assert len(job) == (2 if warm else 1)  # under a warm start, the launcher and the job the server forked
     process.send_signal(signal.SIGKILL)  # as the OOM killer does: nothing reaches the job
     process.wait()
     assert lock_files(str(repo)) and not (repo / CHECKPOINT).exists()

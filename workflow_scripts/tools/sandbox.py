@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from workflow_scripts.pipeline.dag import PACKAGE_DIR
+from workflow_scripts.pipeline.warm_start import WARM_START_ENV
 
 REPO_ROOT = PACKAGE_DIR.parent
 WORKFLOW_FILES = ["Snakefile", "rules", "report", "workflow_scripts", "profiles", ".dvcignore", ".gitignore"]
@@ -21,6 +22,8 @@ def command_env() -> dict:
     # the copy first, or one with symlinks to the Snakefile only), even when the venv's editable install points at
     # another checkout.
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    # Jobs start warm, as under `make run` (pipeline/warm_start.py), unless the caller's environment says 0.
+    env.setdefault(WARM_START_ENV, "1")
     return env
 
 
