@@ -7,9 +7,11 @@ from its working directory first, as `python -m` does there).
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from workflow_scripts.pipeline.processes import running_processes
+from workflow_scripts.pipeline import warm_start
 from workflow_scripts.pipeline.warm_start import WARM_START_ENV, python_command
 
 PROBE = textwrap.dedent('''
@@ -70,10 +73,11 @@ def client_environment(runtime: Path) -> dict:
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
     """One server for the module's tests (its start, the imports, is most of a test's time)."""
-    runtime = tmp_path_factory.mktemp("runtime")
+    runtime = Path(tempfile.mkdtemp(prefix="warm-"))  # short: pytest's folders can be too deep for a socket
     yield client_environment(runtime)
     for socket_file in runtime.glob("*.sock"):  # stops the server
         socket_file.unlink()
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 def launcher(*args) -> list[str]:
@@ -167,20 +171,29 @@ def test_other_modules_run_cold_in_the_client_process(probe_dir, environment):
     assert client.returncode == 0 and int(out) == client.pid  # exec'd in place: no server involved
 
 
-def test_without_a_server_the_job_runs_cold(probe_dir, environment, tmp_path):
-    # A socket path longer than the kernel's limit: the server cannot bind, exits, and the client runs the job itself
-    runtime = tmp_path / ("r" * 120)
-    runtime.mkdir()
-    client = start(["workflow_scripts.stages.probe", "exit", "0"], probe_dir, dict(environment,
-                                                                                   XDG_RUNTIME_DIR=str(runtime)))
+def test_without_a_server_the_job_runs_cold(probe_dir, environment):
+    # A socket path longer than the kernel takes: the server cannot bind and exits, and the client runs the job
+    # itself, exec'd in place (the job's pid is the client's)
+    too_long = "/tmp/" + "r" * 120 + ".sock"
+    client = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from workflow_scripts.pipeline import warm_start; "
+         f"warm_start.server_address = lambda: {too_long!r}; warm_start.client_main(sys.argv[1:])",
+         "-m", "workflow_scripts.stages.probe", "exit", "0"],
+        cwd=probe_dir, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = client.communicate(timeout=120)
     assert client.returncode == 0, err
     assert json.loads(out.splitlines()[0])["pid"] == client.pid
 
 
-def test_the_server_stops_when_its_socket_is_removed(probe_dir, tmp_path):
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
+def test_a_runtime_folder_too_deep_for_a_socket_falls_back_to_tmp(tmp_path):
+    deep, short = tmp_path / ("d" * 100), Path(tempfile.mkdtemp(prefix="warm-"))
+    deep.mkdir()
+    assert Path(warm_start.server_address({"XDG_RUNTIME_DIR": str(deep)})).parent == Path("/tmp")
+    assert Path(warm_start.server_address({"XDG_RUNTIME_DIR": str(short)})).parent == short
+
+
+def test_the_server_stops_when_its_socket_is_removed(probe_dir):
+    runtime = Path(tempfile.mkdtemp(prefix="warm-"))  # short: pytest's folders can be too deep for a socket
     assert run(["workflow_scripts.stages.probe", "exit", "0"], probe_dir, client_environment(runtime)).returncode == 0
     (socket_file,) = runtime.glob("*.sock")
     servers = [process.pid for process in running_processes() if process.argv[-2:] == ["--serve", str(socket_file)]]

@@ -44,6 +44,7 @@ MODULE = "workflow_scripts.pipeline.warm_start"  # this file, also when it runs 
 WARM_START_ENV = "WORKFLOW_WARM_START"
 WARM_MODULE_PREFIX = "workflow_scripts.stages."
 IDLE_SECONDS = 60.0
+MAX_SOCKET_PATH = 107
 START_TIMEOUT_SECONDS = 120.0
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # Read by libraries when they are imported (libgomp's default thread count, the hub's offline switch): a server
@@ -73,8 +74,11 @@ def server_address(environ=os.environ) -> str:
            "environment": sorted((name, value) for name, value in environ.items()
                                  if name.startswith(IMPORT_TIME_PREFIXES) and name not in THREAD_VARIABLES)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    folder = environ.get("XDG_RUNTIME_DIR") if os.path.isdir(environ.get("XDG_RUNTIME_DIR", "")) else "/tmp"
-    return os.path.join(folder, f"workflow-warm-{os.getuid()}-{digest}.sock")
+    name = f"workflow-warm-{os.getuid()}-{digest}.sock"
+    runtime = environ.get("XDG_RUNTIME_DIR", "")
+    address = os.path.join(runtime, name)
+    # A socket's path has at most 107 bytes (Linux): a deep runtime folder falls back to /tmp
+    return address if os.path.isdir(runtime) and len(address.encode()) <= MAX_SOCKET_PATH else os.path.join("/tmp", name)
 
 
 def _connect(address: str) -> socket.socket | None:
