@@ -15,11 +15,12 @@ include: "rules/head_pruning.smk"
 include: "rules/bort.smk"
 include: "rules/agora.smk"
 include: "rules/dap.smk"
+include: "rules/tinybert.smk"
 include: "rules/sparse.smk"
 
 # Reports are cheap: on a cluster they run where Snakemake runs, not as jobs.
 localrules: report_layers, compare_methods, compare_methods_first_seed, compare_methods_competitors_all_seeds,
-    compare_methods_tasks_first_seed, fptas_select, bort_report, agora_compare
+    compare_methods_tasks_first_seed, fptas_select, bort_report, agora_compare, tinybert_report
 
 
 def comparison_report(scope):
@@ -40,6 +41,8 @@ MAIN_TASKS = [task for task in TASKS if task in {*HEAD_PRUNING_TASKS, *AGORA_TAS
 # Architecture pruning (seed 004): `main` has the first task and ratio's search with magnitude pruning beside it;
 # `all` every task x ratio with the random and importance architectures at the search's FLOPs, magnitude pruning and
 # IMP (IMP's five rounds: about 5 min of a core; the two structured baselines about 4).
+# TinyBERT (seed 001): `main` task-distills Bort's KD student on the first of tinybert.tasks; its ablations (and
+# general distillation, Bort's objective tinybert) are presets/tinybert-ablation.yaml.
 
 
 rule all:
@@ -56,6 +59,8 @@ rule all:
         "results/models/all_seeds/table.md",
         dap_reports("main"),
         dap_reports("all"),
+        tinybert_reports("main"),
+        tinybert_reports("all"),
 
 
 rule main:
@@ -66,6 +71,7 @@ rule main:
         AGORA_FIRST_SEED_REPORTS,
         "results/models/first_seed/table.md",
         dap_reports("main"),
+        tinybert_reports("main"),
 
 
 def evaluated_models(scope):

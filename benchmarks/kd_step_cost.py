@@ -4,13 +4,15 @@ pipeline's own teacher and corpus, measured side by side on the same batches:
   mlm            the masked-LM loss alone
   kd_online      KD with T run on every batch (the earlier default; `bort.teacher_outputs.mode: online`)
   kd_cached      KD reading T's top-k outputs from the teacher_outputs stage's folder (the default)
+  tinybert       TinyBERT's general distillation (objective tinybert): T run on every batch for its hidden states
+                 and attention scores, the embedding, hidden and attention MSEs through the projection W
 
     .venv/bin/python -m benchmarks.kd_step_cost [--architecture D2_A4_H128_I256] [--steps 30] [--threads 1]
 
 It needs what `snakemake models/bort/teacher_outputs` builds (models/bort/teacher, models/bort/teacher_outputs,
-data/corpus/tokenized). The variants are timed in interleaved rounds (mlm, kd_online, kd_cached, mlm, ...) so that
-load from other processes hits all three alike; each variant's step time is the median of its per-round means,
-and the ratios to mlm are printed. Each round trains a fresh student from the same initialization, so the three
+data/corpus/tokenized). The variants are timed in interleaved rounds (mlm, kd_online, kd_cached, tinybert, mlm, ...)
+so that load from other processes hits all of them alike; each variant's step time is the median of its per-round means,
+and the ratios to mlm are printed. Each round trains a fresh student from the same initialization, so the variants
 see the same batches and the same model sizes.
 """
 
@@ -30,15 +32,20 @@ from workflow_scripts.bort.teacher_outputs import TeacherOutputs, teacher_top_k 
 from workflow_scripts.core.latency import cpu_model_name  # noqa: E402
 from workflow_scripts.core.training import build_optimizer  # noqa: E402
 from workflow_scripts.data.corpus import load_corpus, training_batches  # noqa: E402
+from workflow_scripts.distill.general_distillation import (GeneralDistillationLosses,  # noqa: E402
+                                                           TransformerDistillation)
 from workflow_scripts.pipeline.params import load_params  # noqa: E402
 
-VARIANTS = ("mlm", "kd_online", "kd_cached")
+VARIANTS = ("mlm", "kd_online", "kd_cached", "tinybert")
 
 
 def step_seconds(variant: str, args, teacher, cache, train_blocks, tokenizer) -> float:
     """Mean seconds per optimizer step of one fresh student over args.steps steps (the first one untimed)."""
     student = build_student(AutoConfig.from_pretrained(args.teacher), Candidate.from_tag(args.architecture), 0.1, 0)
-    optimizer = build_optimizer(student, 1e-3, 0.01)
+    distiller = TransformerDistillation(student, teacher, GeneralDistillationLosses("uniform", 1.0, 1.0, 1.0, 0.0)) \
+        if variant == "tinybert" else None
+    trained = distiller if distiller is not None else student
+    optimizer = build_optimizer(trained, 1e-3, 0.01)
     batches = training_batches(train_blocks, tokenizer, 0.15, args.batch_size, 0)
     if variant == "kd_cached":
         batches = cache.attach(batches, batch_size=args.batch_size, seed=0, mask_probability=0.15,
@@ -48,6 +55,13 @@ def step_seconds(variant: str, args, teacher, cache, train_blocks, tokenizer) ->
     for step, batch in zip(range(args.steps + 1), batches):
         if step == 1:
             started = time.perf_counter()
+        if distiller is not None:
+            loss, _ = distiller(batch["input_ids"], batch["attention_mask"], batch["labels"])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            continue
         targets = batch["labels"][batch["labels"] != -100]
         logits = masked_logits(student, batch)
         if variant == "mlm":
@@ -63,6 +77,8 @@ def step_seconds(variant: str, args, teacher, cache, train_blocks, tokenizer) ->
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+    if distiller is not None:
+        distiller.close()
     return (time.perf_counter() - started) / args.steps
 
 
@@ -76,7 +92,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None,
                         help="a temperature the cache holds (default: bort.pretrain.temperature of params.yaml)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per variant per round")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the three variants")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the variants")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a pretraining job's)")
     args = parser.parse_args()
     if args.temperature is None:  # the project's validated params, the one source of the pretraining temperature

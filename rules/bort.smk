@@ -3,7 +3,8 @@
 #   data/corpus/tokenized                                  <- prepare_corpus (once, shared by every candidate)
 #   models/bort/teacher                                    <- teacher_prep (T as a masked-LM, trained on the corpus)
 #   models/bort/teacher_outputs                            <- teacher_outputs (T's top-k outputs, once; mode cached)
-#   models/bort/fptas/candidates/D{d}_A{a}_H{h}_I{i}/metrics.json   <- fptas_candidate_train, one job each
+#   models/bort/fptas/candidates/D{d}_A{a}_H{h}_I{i}[_E{e}][_S{mode}{m}]/metrics.json   <- fptas_candidate_train,
+#                                                          one job each (the suffixes: ALBERT's options, if any)
 #   models/bort/fptas/teacher/metrics.json                 <- fptas_teacher_cost (p(T), i(T) by the same protocol)
 #   results/bort/fptas/{selection.json,table.md,...}       <- fptas_select
 #   models/bort/pretrain/{run}  + results/bort/pretrain/{run}_curve.csv   <- kd_pretrain, one job per objective (kd,
@@ -12,7 +13,7 @@
 # Candidates are independent: `--cores N` trains N at once (one thread each, which is also what their latency is
 # measured on), and on a cluster each is one job.
 
-from workflow_scripts.bort.fptas import search_plan
+from workflow_scripts.bort.fptas import OPTION_SUFFIXES, search_plan
 
 BORT = config["bort"]
 try:
@@ -156,7 +157,7 @@ rule fptas_candidate_train:
         depth=r"\d+",
         heads=r"\d+",
         hidden=r"\d+",
-        intermediate=r"\d+",
+        intermediate=r"\d+" + OPTION_SUFFIXES,  # and ALBERT's options' tag suffixes (_E128, _Sall2), when any
     priority: CRITICAL_PATH
     threads: 1
     resources:
@@ -202,7 +203,8 @@ def pretrain_launcher(wildcards):
 
 
 # ---- kd_pretrain: the chosen architecture pretrained by distillation (kd), by MLM alone (mlm), or as a variant -----
-# (bort.pretrain.variants: an objective with its own progressive stacking); the objective comes through params.hp.
+# (bort.pretrain.variants: an objective with its own progressive stacking or sentence objective); the objective
+# comes through params.hp.
 rule kd_pretrain:
     input:
         unpack(cached_teacher_outputs),

@@ -202,7 +202,7 @@ def test_a_variant_alone_asks_for_the_teachers_cached_kd_stream(params):
     params["bort"]["pretrain"].update(objectives=["mlm"], steps=900,
                                       variants={"kd_stacked": {"objective": "kd",
                                                                "stacking": {"stages": 1, "switch_steps": [100]}}})
-    params["agora"]["student"] = "bort_mlm"
+    params["agora"]["student"] = params["tinybert"]["student"] = "bort_mlm"
     validate_params(params)
     streams, _ = teacher_output_streams(params)
     assert [32, 900] in streams

@@ -21,7 +21,7 @@ def repo(tmp_path_factory, glue_folder):
     params["tasks"] = ["gen_cola", "mrpc"]
     params["data"]["glue_source"] = str(glue_folder)
     params["head_pruning"]["tasks"] = params["agora"]["tasks"] = params["unstructured_pruning"]["tasks"] = []
-    params["dap"]["tasks"] = []
+    params["dap"]["tasks"] = params["tinybert"]["tasks"] = []
     for section in ("finetune_initial", "finetune_layer", "finetune_final", "auber"):
         params[section]["per_task"] = {"gen_cola": {}, "mrpc": {}}
     root = tmp_path_factory.mktemp("code_dependencies")

@@ -39,7 +39,7 @@ def built(tmp_path_factory):
     params = yaml.safe_load((REPO_ROOT / "tests/configs/tiny.yaml").read_text())
     params["tasks"] = [REVIEWS, PAIRS]
     params["head_pruning"].update(tasks=[], first_seed_tasks=[])
-    for section in ("agora", "dap", "unstructured_pruning"):
+    for section in ("agora", "dap", "unstructured_pruning", "tinybert"):
         params[section]["tasks"] = []
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     repo = root / "repo"

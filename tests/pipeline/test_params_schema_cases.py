@@ -22,8 +22,13 @@ EXAMPLES = {
     ("model", "random_init"): {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12,
                                "intermediate_size": 1536},
     ("bort", "fptas", "references"): [{"depth": 3, "heads": 12, "hidden": 384, "intermediate": 1536}],
+    ("bort", "search_space", "sharing"): [{"mode": "all", "group_size": 2}, "none"],
     ("bort", "pretrain", "variants"): {"kd_stacked": {"objective": "kd", "stacking": {"stages": 1,
                                                                                        "switch_steps": [200]}}},
+    ("tinybert", "variants"): {"tinybert_no_attn": {
+        "label": "No Attn", "table": "objectives", "student": "bort_kd", "augmentation": False,
+        "intermediate_stage": True, "prediction_target": "teacher", "layer_mapping": "uniform",
+        "embedding_weight": 1.0, "hidden_weight": 1.0, "attention_weight": 0.0, "temperature": 1.0}},
     # a task of your own first (the walk enters a list through its first entry), then params.yaml's
     ("tasks",): [{"name": "reviews", "hub": {"id": "user/reviews", "config": None}, "text_columns": ["review"],
                   "label_column": "stars", "labels": None, "metrics": ["accuracy"],
@@ -31,7 +36,7 @@ EXAMPLES = {
                  "gen_mrpc", "gen_cola", "gen_rte", "gen_wnli"],
 }
 # Open mappings whose keys are names the user chooses: a new key there is a new entry, not a typo.
-NAMED_ENTRIES = {("head_pruning", "ablations"), ("bort", "pretrain", "variants")}
+NAMED_ENTRIES = {("head_pruning", "ablations"), ("bort", "pretrain", "variants"), ("tinybert", "variants")}
 MISSING = object()
 
 

@@ -1,6 +1,8 @@
 """Bort's pretraining losses, on masked positions only, and what the search and the pretraining share: the
 student built from a candidate, held-out masked-LM scores, and the Noam learning-rate schedule. The training loop
-itself is core.training.run_training."""
+itself is core.training.run_training. With a sentence objective (sop or nsp; data.corpus.sentence_pairs) the
+student also has a binary head on [CLS] (sentence_classifier), and held-out pairs are scored by
+heldout_sentence_scores."""
 from __future__ import annotations
 
 import math
@@ -10,34 +12,86 @@ import torch
 import torch.nn.functional as F
 
 from workflow_scripts.bort.fptas import Candidate
+from workflow_scripts.core.albert import AlbertOptions, apply_albert
 
 
-def build_student(teacher_config, candidate: Candidate, dropout: float, seed: int):
-    """A randomly initialized masked-LM of the teacher's family and vocabulary with the candidate's shape."""
-    from transformers import AutoModelForMaskedLM
+def build_student(teacher_config, candidate: Candidate, dropout: float, seed: int, sentence_head: bool = False):
+    """A randomly initialized masked-LM of the teacher's family and vocabulary with the candidate's shape and its
+    ALBERT options (factorized embeddings, cross-layer sharing: core/albert.py, applied after construction).
+
+    sentence_head: the family's pretraining model instead (BERT: BertForPreTraining, whose pooler and
+    `cls.seq_relationship` classify [CLS] into 2 classes; ALBERT: AlbertForPreTraining's sop_classifier), for the
+    sentence objectives. Its folder loads as a masked LM (the head's tensors are left out) and as a sequence
+    classifier (the pooler is reused, the classifier is new) as the plain student's does.
+    """
+    from transformers import AutoModelForMaskedLM, AutoModelForPreTraining
 
     config = teacher_config.__class__.from_dict({
         **teacher_config.to_dict(), "num_hidden_layers": candidate.depth, "num_attention_heads": candidate.heads,
         "hidden_size": candidate.hidden, "intermediate_size": candidate.intermediate,
         "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout,
         "architectures": None, "tie_word_embeddings": True})
+    if sentence_head and getattr(config, "type_vocab_size", 0) < 2:
+        raise ValueError(f"a sentence objective needs segment (token type) embeddings for A and B; T's config has "
+                         f"type_vocab_size {getattr(config, 'type_vocab_size', None)} (RoBERTa has 1): use a "
+                         f"BERT-family T or bort.pretrain.sentence_objective none")
     torch.manual_seed(seed)
-    return AutoModelForMaskedLM.from_config(config)
+    if not sentence_head:
+        return apply_albert(AutoModelForMaskedLM.from_config(config), AlbertOptions(**candidate.albert_options))
+    model = apply_albert(AutoModelForPreTraining.from_config(config), AlbertOptions(**candidate.albert_options))
+    sentence_classifier(model)  # raises when the family's pretraining model has no sentence head
+    return model
+
+
+def sentence_classifier(model) -> torch.nn.Module:
+    """The module mapping the pooled [CLS] state (B, H) to the two sentence-pair logits (B, 2)."""
+    head = getattr(model, "cls", None)
+    if head is not None and hasattr(head, "seq_relationship"):  # BertForPreTraining
+        return head.seq_relationship
+    if hasattr(model, "sop_classifier"):  # AlbertForPreTraining (dropout, then the linear layer)
+        return model.sop_classifier
+    raise ValueError(f"{type(model).__name__} has no sentence-pair head (BERT's cls.seq_relationship or ALBERT's "
+                     f"sop_classifier); the sentence objectives need a BERT or ALBERT family student")
 
 
 def mlm_head(model) -> torch.nn.Module:
     """The module mapping hidden states to vocabulary logits (BERT: cls, RoBERTa: lm_head)."""
     for name in ("cls", "lm_head"):
         if hasattr(model, name):
-            return getattr(model, name)
+            head = getattr(model, name)
+            # BertForPreTraining's cls also holds the sentence head; its masked-LM part is `predictions`
+            return head.predictions if hasattr(head, "seq_relationship") else head
     raise ValueError(f"{type(model).__name__} has no masked-LM head (cls or lm_head)")
+
+
+def _encoder_inputs(batch: dict) -> dict:
+    """What the encoder reads of a batch: token_type_ids only where the batch has them (sentence pairs), so that a
+    plain batch runs exactly as before."""
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if "token_type_ids" in batch:
+        inputs["token_type_ids"] = batch["token_type_ids"]
+    return inputs
 
 
 def masked_logits(model, batch: dict) -> torch.Tensor:
     """Vocabulary logits (M, V) at the M masked positions only: the vocabulary projection of every position would
     cost more than a small candidate's whole encoder."""
-    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]  # (B, L, H)
+    hidden = model.base_model(**_encoder_inputs(batch))[0]  # (B, L, H)
     return mlm_head(model)(hidden[batch["labels"] != -100])  # (M, V)
+
+
+def pretraining_logits(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vocabulary logits at the masked positions (M, V), sentence-pair logits (B, 2)) of a sentence-pair batch,
+    from one encoder pass: the pair logits come from the pooled [CLS] state (the pooler, then the sentence head)."""
+    outputs = model.base_model(**_encoder_inputs(batch))
+    hidden, pooled = outputs[0], outputs[1]  # (B, L, H), (B, H)
+    return mlm_head(model)(hidden[batch["labels"] != -100]), sentence_classifier(model)(pooled)
+
+
+def sentence_loss(sentence_logits: torch.Tensor, sentence_labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the pair logits (B, 2) against labels (B,) (0 in order, 1 negative). Under DDP every
+    rank holds an equal share of the batch, so the mean of the ranks' means is the single-process mean."""
+    return F.cross_entropy(sentence_logits.float(), sentence_labels)
 
 
 @dataclass
@@ -144,6 +198,25 @@ def heldout_scores(model, batches: list[dict], teacher_outputs: list[Teacher] | 
     if teacher_outputs is not None:
         scores["surrogate_error"] = surrogate_sum / total
     return scores
+
+
+@torch.no_grad()
+def heldout_sentence_scores(model, batches: list[dict], device: str = "cpu") -> dict:
+    """Sentence-order (or next-sentence) accuracy and mean loss on fixed held-out pair batches
+    (data.corpus.heldout_pair_batches), and the number of pairs."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    loss_sum = 0.0
+    for batch in batches:
+        batch = {name: tensor.to(device) for name, tensor in batch.items()}
+        _, logits = pretraining_logits(model, batch)
+        labels = batch["sentence_labels"]
+        correct += (logits.argmax(-1) == labels).sum().item()
+        total += labels.numel()
+        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
+    model.train(was_training)
+    return {"accuracy": correct / total, "loss": loss_sum / total, "pairs": total}
 
 
 def _to_device(teacher: Teacher, device: str) -> Teacher:

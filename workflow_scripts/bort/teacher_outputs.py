@@ -16,6 +16,10 @@ and of the tail (the logits outside the top k) / tau. With these the distillatio
 bucket whose teacher mass is exact (distillation.teacher_cross_entropy); with k = vocabulary size it is the full
 distillation loss. The targets are stored too: a consumer whose batches differ from the cached stream (another
 seed, batch size or masking) is stopped with a clear error instead of distilling from the wrong positions.
+
+A stream is keyed on its batch size and its format: plain blocks (stream_b<batch>.safetensors), or the sentence
+pairs of a KD run with a sentence objective (stream_b<batch>_sop.safetensors, _nsp), which the stage computes only
+when such a run asks for them (params.teacher_output_streams). The held-out file is the plain held-out split's.
 """
 from __future__ import annotations
 
@@ -37,8 +41,16 @@ HELDOUT_FILE = "heldout.safetensors"
 BATCH_KEYS = ("teacher_ids", "teacher_logits", "teacher_logsumexp", "teacher_tail_logsumexp")
 
 
-def stream_file(batch_size: int) -> str:
-    return f"stream_b{batch_size}.safetensors"
+def stream_file(batch_size: int, sentence_objective: str = "none") -> str:
+    pairs = "" if sentence_objective == "none" else f"_{sentence_objective}"
+    return f"stream_b{batch_size}{pairs}.safetensors"
+
+
+def stream_key(stream: list) -> tuple[int, int, str]:
+    """(batch_size, steps, sentence objective) of a streams entry: [batch_size, steps] (plain blocks) or
+    [batch_size, steps, "sop" | "nsp"] (sentence pairs)."""
+    batch_size, steps, *pairs = stream
+    return batch_size, steps, pairs[0] if pairs else "none"
 
 
 @dataclass
@@ -46,8 +58,9 @@ class TeacherOutputsConfig:
     """The teacher_outputs stage (params.yaml bort.teacher_outputs; the streams and temperatures come from the
     consumers' sections: bort.fptas and bort.pretrain)."""
     top_k: int = field(metadata={"help": "logits kept per masked position (the rest is one tail bucket)"})
-    streams: list[list[int]] = field(
-        metadata={"help": 'JSON list of [batch_size, steps]: the training streams the consumers read'})
+    streams: list[list] = field(
+        metadata={"help": 'JSON list of [batch_size, steps] (plain blocks) or [batch_size, steps, "sop"|"nsp"] '
+                          '(sentence pairs): the training streams the consumers read'})
     temperatures: list[float] = field(metadata={"help": "JSON list of the temperatures the consumers distill at"})
     mask_probability: float = field(metadata={"help": "share of the tokens masked"})
     heldout_batch_size: int = field(metadata={"help": "sequences per teacher forward pass on the held-out split"})
@@ -102,10 +115,12 @@ def compute_teacher_outputs(teacher, train_blocks, heldout_blocks, tokenizer, co
     """{file name: tensors}: one file per training stream, and the held-out split's."""
     teacher.to(device).eval()
     files = {}
-    for batch_size, steps in config.streams:
-        stream = training_batches(train_blocks, tokenizer, config.mask_probability, batch_size, config.seed)
-        files[stream_file(batch_size)] = _outputs_of_batches(teacher, stream, steps, config, device, logger,
-                                                             f"stream of batch {batch_size}")
+    for batch_size, steps, pairs in map(stream_key, config.streams):
+        stream = training_batches(train_blocks, tokenizer, config.mask_probability, batch_size, config.seed,
+                                  sentence_objective=pairs)
+        label = f"stream of batch {batch_size}" + ("" if pairs == "none" else f" ({pairs} pairs)")
+        files[stream_file(batch_size, pairs)] = _outputs_of_batches(teacher, stream, steps, config, device, logger,
+                                                                    label)
     heldout = heldout_masked_batches(heldout_blocks, tokenizer, config.mask_probability, config.heldout_batch_size,
                                      config.seed)
     outputs = _outputs_of_batches(teacher, heldout, len(heldout), config, device, logger, "held-out")
@@ -154,28 +169,35 @@ class TeacherOutputs:
     def _read(self, name: str) -> dict[str, torch.Tensor]:
         return load_safetensors(os.path.join(self.folder, name))
 
-    def _check_stream(self, batch_size: int, seed: int, mask_probability: float, steps: int) -> None:
+    def _check_stream(self, batch_size: int, seed: int, mask_probability: float, steps: int,
+                      sentence_objective: str = "none") -> None:
+        name = f"batch {batch_size}" + ("" if sentence_objective == "none" else f" ({sentence_objective} pairs)")
         for stream in self.info["streams"]:
-            if stream["batch_size"] == batch_size:
+            if (stream["batch_size"], stream.get("sentence_objective", "none")) == (batch_size, sentence_objective):
                 if (stream["seed"], stream["mask_probability"]) != (seed, mask_probability):
-                    raise ValueError(f"{self.folder}: the cached stream of batch {batch_size} was masked with seed "
+                    raise ValueError(f"{self.folder}: the cached stream of {name} was masked with seed "
                                      f"{stream['seed']} and probability {stream['mask_probability']}, this run uses "
                                      f"{seed} and {mask_probability}")
                 if stream["steps"] < steps:
-                    raise ValueError(f"{self.folder}: the cached stream of batch {batch_size} covers "
+                    raise ValueError(f"{self.folder}: the cached stream of {name} covers "
                                      f"{stream['steps']} steps, this run needs {steps}")
                 return
-        cached = sorted(stream["batch_size"] for stream in self.info["streams"])
-        raise ValueError(f"{self.folder} has no cached stream of batch {batch_size} (it has {cached}); the "
-                         f"teacher_outputs stage writes one per batch size in bort.fptas and bort.pretrain")
+        cached = sorted(f"{stream['batch_size']}" + (f" ({stream['sentence_objective']} pairs)"
+                                                     if "sentence_objective" in stream else "")
+                        for stream in self.info["streams"])
+        raise ValueError(f"{self.folder} has no cached stream of {name} (it has {cached}); the teacher_outputs stage "
+                         f"writes one per batch size in bort.fptas and bort.pretrain, and one per sentence objective "
+                         f"of a KD run")
 
     def attach(self, batches: Iterator[dict], *, batch_size: int, seed: int, mask_probability: float, steps: int,
-               temperature: float, start_step: int = 0, rank: int = 0, world_size: int = 1) -> Iterator[dict]:
+               temperature: float, start_step: int = 0, rank: int = 0, world_size: int = 1,
+               sentence_objective: str = "none") -> Iterator[dict]:
         """The training batches of steps start_step, start_step + 1, ... with T's outputs added (BATCH_KEYS), for
-        this rank's rows; each batch's targets are checked against the cached ones."""
-        self._check_stream(batch_size, seed, mask_probability, steps)
-        return self._attach(batches, self._read(stream_file(batch_size)), self._temperature_column(temperature),
-                            start_step, rank, world_size)
+        this rank's rows; each batch's targets are checked against the cached ones. sentence_objective: the
+        stream of sentence pairs (sop, nsp) rather than plain blocks."""
+        self._check_stream(batch_size, seed, mask_probability, steps, sentence_objective)
+        return self._attach(batches, self._read(stream_file(batch_size, sentence_objective)),
+                            self._temperature_column(temperature), start_step, rank, world_size)
 
     def _attach(self, batches, tensors, column, start_step, rank, world_size) -> Iterator[dict]:
         row_counts = tensors["row_counts"].long()  # (steps, B)
@@ -221,6 +243,9 @@ def teacher_top_k(batch: dict, temperature: float) -> TeacherTopK:
 
 
 def stream_info(config: TeacherOutputsConfig, files: dict[str, dict[str, torch.Tensor]]) -> list[dict]:
+    """teacher_outputs.json's record of each stream; a pair stream also names its sentence objective."""
     return [{"batch_size": batch_size, "steps": steps, "seed": config.seed,
-             "mask_probability": config.mask_probability, "file": stream_file(batch_size),
-             "positions": len(files[stream_file(batch_size)]["targets"])} for batch_size, steps in config.streams]
+             "mask_probability": config.mask_probability, "file": stream_file(batch_size, pairs),
+             "positions": len(files[stream_file(batch_size, pairs)]["targets"]),
+             **({} if pairs == "none" else {"sentence_objective": pairs})}
+            for batch_size, steps, pairs in map(stream_key, config.streams)]

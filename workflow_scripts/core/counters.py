@@ -2,8 +2,10 @@
 
 Parameters of a built model are the sizes of its real tensors (tied tensors counted once), split into
   embedding  base_model.embeddings, plus the factorized-embedding projection when there is one
-             (ALBERT's encoder.embedding_hidden_mapping_in, ELECTRA's embeddings_project)
-  encoder    base_model.encoder, less that projection
+             (ALBERT's encoder.embedding_hidden_mapping_in, ELECTRA's embeddings_project; core/albert.py's
+             embeddings.projection is inside the embeddings)
+  encoder    base_model.encoder, less that projection; a tensor shared by several layers (cross-layer sharing,
+             core/albert.py) counts once
   other      the remainder: pooler and task head (classifier, MLM head transform and bias, ...)
 
 FLOPs of one forward pass at (batch_size, seq_len), 2 per multiply-accumulate of every matrix product:
@@ -14,7 +16,8 @@ FLOPs of one forward pass at (batch_size, seq_len), 2 per multiply-accumulate of
                dropout, the embedding lookups and their sum, and the task head (classifier / MLM head).
                The classification heads are at most 2*B*hidden*(hidden + labels), noise next to the encoder.
 All sequences are taken at full length seq_len (no padding savings). This is the convention of
-torch.utils.flop_counter.FlopCounterMode, which tests use as the reference.
+torch.utils.flop_counter.FlopCounterMode, which tests use as the reference. Every layer is counted as it is
+applied: cross-layer sharing shrinks the parameters, not the FLOPs (nor the latency).
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the architecture arithmetic runs in the Snakefile (Bort's search plan): no torch import there
     from torch import nn
+
+from workflow_scripts.core.sharing import SHARED_BLOCKS, SHARING_MODES, sharing_owner  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,13 @@ class Architecture:
     head_size: int | None = None
     pooler: bool = True
     num_labels: int = 0  # BERT-style linear classifier on the pooled output; 0 = no task head
+    sharing: str = "none"  # cross-layer parameter sharing: none, all, attention or ffn (SHARED_BLOCKS)
+    sharing_group: int | None = None  # layers per sharing group (M); None = every layer in one group
+
+    def shares(self, layer_index: int, block: str) -> bool:
+        """Whether a layer's `block` ("attention" or "ffn") is another layer's tensors (counted there)."""
+        return (block in SHARED_BLOCKS[self.sharing]
+                and sharing_owner(layer_index, self.sharing_group) != layer_index)
 
     def layer_heads(self) -> list[int]:
         return list(self.heads_per_layer) if self.heads_per_layer is not None else [self.heads] * self.depth
@@ -57,9 +69,11 @@ class Architecture:
 def architecture_of(model: nn.Module) -> Architecture:
     """The Architecture of a built BERT/RoBERTa/ELECTRA model, pruned or not (task head not included)."""
     config = model.config
+    from workflow_scripts.core.albert import albert_options
     from workflow_scripts.core.surgery import model_structure
 
     structure = model_structure(model)
+    options = albert_options(config)
     return Architecture(
         depth=structure["num_layers"],
         heads=config.num_attention_heads,
@@ -68,11 +82,13 @@ def architecture_of(model: nn.Module) -> Architecture:
         vocab=config.vocab_size,
         max_positions=config.max_position_embeddings,
         type_vocab=config.type_vocab_size,
-        embedding_size=getattr(config, "embedding_size", None),
+        embedding_size=options.embedding_size or getattr(config, "embedding_size", None),
         heads_per_layer=tuple(structure["heads_per_layer"]),
         ffn_per_layer=tuple(structure["ffn_size_by_layer"]),
         head_size=structure["head_size"],
         pooler=getattr(model.base_model, "pooler", None) is not None,
+        sharing=options.sharing,
+        sharing_group=options.group_size,
     )
 
 
@@ -109,17 +125,21 @@ def architecture_parameters(arch: Architecture) -> dict[str, int]:
     embedding = (arch.vocab + arch.max_positions + arch.type_vocab) * width + 2 * width  # tables + LayerNorm
     if width != arch.hidden:
         embedding += width * arch.hidden + arch.hidden  # E -> hidden projection
-    encoder = sum(_layer_parameters(arch, h, ffn) for h, ffn in zip(arch.layer_heads(), arch.layer_ffn()))
+    encoder = sum((0 if arch.shares(index, "attention") else _attention_parameters(arch, heads))
+                  + (0 if arch.shares(index, "ffn") else _ffn_parameters(arch, ffn))
+                  for index, (heads, ffn) in enumerate(zip(arch.layer_heads(), arch.layer_ffn())))
     other = (arch.hidden * arch.hidden + arch.hidden) if arch.pooler else 0
     other += arch.hidden * arch.num_labels + arch.num_labels
     return {"total": embedding + encoder + other, "embedding": embedding, "encoder": encoder, "other": other}
 
 
-def _layer_parameters(arch: Architecture, heads: int, ffn: int) -> int:
+def _attention_parameters(arch: Architecture, heads: int) -> int:
     hidden, width = arch.hidden, arch.attention_width(heads)
-    attention = 3 * (hidden * width + width) + (width * hidden + hidden) + 2 * hidden  # QKV, output, LayerNorm
-    feed_forward = (hidden * ffn + ffn) + (ffn * hidden + hidden) + 2 * hidden  # in, out, LayerNorm
-    return attention + feed_forward
+    return 3 * (hidden * width + width) + (width * hidden + hidden) + 2 * hidden  # QKV, output, LayerNorm
+
+
+def _ffn_parameters(arch: Architecture, ffn: int) -> int:
+    return (arch.hidden * ffn + ffn) + (ffn * arch.hidden + arch.hidden) + 2 * arch.hidden  # in, out, LayerNorm
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -97,7 +97,8 @@ def build_random_init(pretrained_model, shape: dict, seed: int):
 
 def load_for_classification(folder: str, num_labels: int, attn_implementation: str = "sdpa"):
     """A sequence classifier on top of any checkpoint folder the pipeline writes, pruned (uneven heads or FFN
-    sizes, recorded in config.json) or not; a new head is initialized if the folder has none."""
+    sizes, recorded in config.json), ALBERT-style (factorized embeddings, shared layers: config.albert) or not; a
+    new head is initialized if the folder has none."""
     from transformers import AutoModelForSequenceClassification, logging as hf_logging
 
     from workflow_scripts.core.surgery import load_pruned
@@ -114,7 +115,8 @@ def load_for_classification(folder: str, num_labels: int, attn_implementation: s
 
 def save_checkpoint(model, tokenizer, folder: str, extra_json: dict[str, dict] | None = None) -> None:
     """Write a Hugging Face folder (safetensors, no pickle) atomically, plus any extra JSON files. A pruned model's
-    config carries its compression record, so the folder loads back with `load_for_classification`."""
+    config carries its compression record, and an ALBERT-style one its options (core/albert.py: each tensor shared
+    across layers is written once), so the folder loads back with `load_for_classification`."""
     from workflow_scripts.core.io_utils import atomic_output_dir, write_json
 
     with atomic_output_dir(folder) as staging:

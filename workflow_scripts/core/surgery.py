@@ -30,6 +30,10 @@ plain `from_pretrained` cannot load a pruned folder (it raises on the size misma
 keep the record in config.json rather than a separate structure.json so that the folder cannot lose half of
 its description when someone copies config + weights only.
 
+A config entry "albert" records ALBERT's factorized embeddings and cross-layer sharing (core/albert.py): `load_pruned`
+builds the model, applies them, then loads the file (which stores each shared tensor once) and so re-ties them. A
+shared model cannot be pruned (its layers' tensors are one); a factorized one can.
+
 A second config entry, "classifier_extra_layer": true, marks Bort's CoLA head (an extra hidden layer in front
 of a sequence classifier's linear `classifier`): `add_classifier_layer` builds it and `load_pruned` rebuilds it
 before loading, so such a folder loads wherever a plain classifier does.
@@ -45,6 +49,7 @@ import torch
 import transformers
 from torch import nn
 
+from workflow_scripts.core.albert import albert_options, apply_albert, shared_parameter_names
 from workflow_scripts.core.io_utils import load_safetensors, read_json, verify_checksums
 
 logger = logging.getLogger(__name__)
@@ -249,6 +254,14 @@ def remove_gates(model: nn.Module) -> None:
                 setattr(target, GATE_FLAG, None)
 
 
+def _refuse_if_shared(model: nn.Module) -> None:
+    # slicing one layer's Linear would give it its own tensors and leave the record saying they are shared
+    sharing = albert_options(model.config).sharing
+    if sharing != "none":
+        raise ValueError(f"cannot prune a model whose layers share parameters (sharing {sharing!r}, "
+                         "config.albert): pruning one layer would untie it from its group")
+
+
 def _refuse_if_gated(*modules: nn.Module) -> None:
     # a pruned Linear is a new module: a hook on the old one would silently stop gating
     if any(getattr(m, GATE_FLAG, None) is not None for m in modules):
@@ -341,6 +354,8 @@ def prune_heads(model: nn.Module, heads_to_prune: dict[int, list[int]]) -> None:
     """Remove attention heads in place. `heads_to_prune[layer]` lists *original* head ids; ids pruned
     earlier are ignored, so pruning in several rounds works. A layer may lose all its heads."""
     layers = encoder_layers(model)
+    if heads_to_prune:
+        _refuse_if_shared(model)
     for layer_index, head_ids in heads_to_prune.items():
         _check_layer_index(layer_index, len(layers))
         _check_ids(head_ids, model.config.num_attention_heads, layer_index, "head")
@@ -358,6 +373,8 @@ def prune_ffn_neurons(model: nn.Module, neurons_to_prune: dict[int, list[int]]) 
     """Remove FFN intermediate neurons in place (rows of intermediate.dense, columns of output.dense).
     Ids are original ids; ids pruned earlier are ignored. A layer may lose all its neurons."""
     layers = encoder_layers(model)
+    if neurons_to_prune:
+        _refuse_if_shared(model)
     for layer_index, neuron_ids in neurons_to_prune.items():
         _check_layer_index(layer_index, len(layers))
         _check_ids(neuron_ids, model.config.intermediate_size, layer_index, "FFN neuron")
@@ -503,6 +520,7 @@ def _check_tensors(saved: dict, model: nn.Module, same_class: bool) -> None:
             raise ValueError(f"{_layer_of(key)}: tensor '{key}' has shape {tuple(tensor.shape)} in the checkpoint "
                              f"but {tuple(expected[key].shape)} is expected{_describe_layer(model, key)}")
     tied = set(getattr(model, "all_tied_weights_keys", {}) or {})  # stored once, under the source key
+    tied |= set(shared_parameter_names(model))  # cross-layer sharing: stored under the group's first layer
     for key in expected.keys() - saved.keys() - tied:
         in_body = ".encoder." in f".{key}" or ".embeddings." in f".{key}"
         if same_class or in_body:
@@ -521,7 +539,8 @@ def load_pruned(directory: str | os.PathLike, model_class=None, attn_implementat
     """Load a folder written by `save_pruned` (or any standard HF folder) in eval mode.
 
     model_class: a transformers model class or Auto class; default: config.architectures[0].
-    A pruned folder is built from its config, shrunk to the recorded structure, and loaded strictly from
+    A pruned or ALBERT-style folder (config.albert: factorized embeddings, cross-layer sharing) is built from its
+    config, given the recorded options (sharing re-tied), shrunk to the recorded structure, and loaded strictly from
     model.safetensors; with a different model_class than the saved one (e.g. MaskedLM -> SequenceClassification)
     the encoder must still load completely, task-head tensors missing from the file stay newly initialized
     and those of the old head are dropped. Shapes disagreeing with the record raise ValueError naming the
@@ -537,15 +556,19 @@ def load_pruned(directory: str | os.PathLike, model_class=None, attn_implementat
         build_kwargs["trust_remote_code"] = False
     record = _record(config)
     extra_layer = getattr(config, EXTRA_CLASSIFIER_LAYER, False)
-    if record is None and not extra_layer:
+    albert = albert_options(config)  # raises on a malformed record
+    if record is None and not extra_layer and albert.is_default:
         return model_class.from_pretrained(directory, config=config, **build_kwargs)
     if record is not None:
         validate_compression(config)
     config.compression = None  # the model is built full-size, then shrunk (which rewrites the record)
+    if not albert.is_default:
+        config.albert = None  # ... and plain, then factorized and shared (which rewrites this record)
     if _is_auto_class(model_class):
         model = model_class.from_config(config, **build_kwargs)
     else:
         model = model_class._from_config(config, **build_kwargs)
+    apply_albert(model, albert)
     if record is not None:
         apply_compression(model, record)
     if extra_layer and hasattr(model, "classifier"):  # an MLM or base class built from it has no classifier

@@ -7,6 +7,7 @@ From texts to masked-language-model batches:
     train, heldout = split_heldout(blocks, heldout_fraction=0.05, seed=0)
     save_corpus("data/corpus/tokenized", train, heldout, info)   # train/heldout.safetensors + corpus.json
     for batch in training_batches(train, tokenizer, 0.15, batch_size=32, seed=0, start_step=step): ...
+    pairs = training_batches(train, tokenizer, 0.15, 32, 0, sentence_objective="sop")  # + token types, pair labels
 
 Sources: "generated" is an English corpus built offline from the sentences of `task_generator` (with seeds that
 differ from the tasks'), so the pipeline runs without a download. A local file or folder is read through the
@@ -15,6 +16,11 @@ differ from the tasks'), so the pipeline runs without a download. A local file o
 Blocks are packed as in BERT pretraining: consecutive texts fill `[CLS] t1 t2 ... [SEP]` up to max_length, then
 padding. Masking is BERT's 80/10/10. Every random choice comes from a seed, so the held-out batches are the same
 for every architecture candidate, and a resumed training run sees exactly the batches an uninterrupted one would.
+
+With a sentence objective (`sop`: ALBERT's sentence-order prediction, `nsp`: BERT's next-sentence prediction) each
+block becomes a pair `[CLS] A [SEP] B [SEP]` of two consecutive segments of its text (sentence_pairs); half of each
+batch are negatives: A and B swapped (sop), or B replaced by a segment of another block (nsp). Without one the
+batches are exactly what they were before the option existed.
 """
 from __future__ import annotations
 
@@ -368,10 +374,140 @@ def heldout_masked_batches(heldout: dict[str, torch.Tensor], tokenizer, probabil
             for offset in range(0, len(masked), batch_size)]
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Sentence pairs: sentence-order prediction (ALBERT) and next-sentence prediction (BERT)
+# ---------------------------------------------------------------------------------------------------------------
+
+SENTENCE_OBJECTIVES = ("none", "sop", "nsp")
+# A block is cut into its two segments after one of these, chosen at random among those inside it; a block with
+# none (one long sentence) is cut after a random token. The corpus does not record where its texts begin and end.
+SENTENCE_END_TOKENS = (".", "?", "!")
+# sentence_labels: 0 the segments in order (BertForPreTraining's next_sentence_label and ALBERT's
+# sentence_order_label use the same convention), 1 the negative (swapped, or B from elsewhere).
+IN_ORDER, NEGATIVE = 0, 1
+
+
+@dataclass(frozen=True)
+class PairTokens:
+    """What pair building needs of a tokenizer: its start, end and pad ids, and the ids that end a sentence."""
+    start: int
+    end: int
+    pad: int
+    sentence_ends: frozenset[int]
+
+    @classmethod
+    def of(cls, tokenizer) -> "PairTokens":
+        start, end, pad = _boundary_ids(tokenizer)
+        ends = tokenizer.convert_tokens_to_ids(list(SENTENCE_END_TOKENS))
+        return cls(start, end, pad, frozenset(i for i in ends if i is not None and i != tokenizer.unk_token_id))
+
+
+def _block_content(blocks: dict[str, torch.Tensor], row: int) -> list[int]:
+    """The tokens between a block's start and end ids."""
+    length = int(blocks["attention_mask"][row].sum())
+    return blocks["input_ids"][row, 1:length - 1].tolist()
+
+
+def _split_point(content: list[int], sentence_ends: frozenset[int], draw: float) -> int:
+    """k cutting a block's content into A = content[:k] and B = content[k:], both non-empty: after a sentence end
+    inside the block chosen by `draw` (uniform in [0, 1)), else after a random token (k = len for one token)."""
+    cuts = ([k for k in range(1, len(content)) if content[k - 1] in sentence_ends]
+            or list(range(1, len(content))) or [len(content)])
+    return cuts[int(draw * len(cuts))]
+
+
+def _segments(blocks: dict[str, torch.Tensor], row: int, sentence_ends: frozenset[int],
+              draw: float) -> tuple[list[int], list[int]]:
+    content = _block_content(blocks, row)
+    cut = _split_point(content, sentence_ends, draw)
+    return content[:cut], content[cut:]
+
+
+def truncate_pair(first: list[int], second: list[int], room: int, draw: float) -> tuple[list[int], list[int]]:
+    """BERT's truncate_seq_pair: tokens come off the longer segment (the second on a tie) until both fit in `room`,
+    from its front when draw < 0.5, else from its back (one draw per pair)."""
+    first, second = list(first), list(second)
+    while len(first) + len(second) > room:
+        longer = first if len(first) > len(second) else second
+        del longer[0 if draw < 0.5 else -1]
+    return first, second
+
+
+def sentence_pairs(blocks: dict[str, torch.Tensor], rows: torch.Tensor, objective: str, tokens: PairTokens,
+                   generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Pairs `[CLS] A [SEP] B [SEP]` made of the blocks `rows` (B,): {"input_ids", "attention_mask",
+    "token_type_ids"} (B, L) and "sentence_labels" (B,), unmasked.
+
+    A and B are the block's text cut in two after a sentence end (_split_point); they are consecutive in the corpus.
+    A pair longer than L (a full block: one more [SEP]) loses tokens as BERT's truncate_pair does. Exactly B // 2
+    rows, chosen at random, are negatives (label 1): `sop` swaps A and B (the same tokens, in the other order;
+    ALBERT); `nsp` replaces B with the B segment of another block of `blocks` (BERT's random next sentence). The
+    corpus does not track documents, so that block is any but the row itself and its two neighbours in corpus order
+    (which may continue the same text). token_type_ids are 0 on [CLS] A [SEP], 1 on B [SEP], 0 on padding. The
+    draws depend only on the generator, len(rows) and the objective.
+    """
+    if objective not in ("sop", "nsp"):
+        raise ValueError(f"sentence objective must be sop or nsp, got {objective!r}")
+    count, length = len(rows), blocks["input_ids"].shape[1]
+    total = len(blocks["input_ids"])
+    if length < 5:
+        raise ValueError(f"sentence pairs need max_length of at least 5 ([CLS] a [SEP] b [SEP]), got {length}")
+    negative = torch.zeros(count, dtype=torch.bool)
+    negative[torch.randperm(count, generator=generator)[:count // 2]] = True
+    # per row: where A/B is cut, which end truncation takes, where the other block is cut (nsp)
+    draws = torch.rand((count, 3), generator=generator, dtype=torch.float64).tolist()
+    if objective == "nsp":
+        if total < 4:
+            raise ValueError(f"next-sentence negatives need at least 4 blocks to draw from, the split has {total}")
+        # offsets in [2, total - 2]: never the row itself nor either neighbour
+        others = ((rows + torch.randint(2, total - 1, (count,), generator=generator)) % total).tolist()
+    input_ids = torch.full((count, length), tokens.pad, dtype=torch.long)  # (B, L)
+    attention_mask = torch.zeros((count, length), dtype=torch.long)  # (B, L)
+    token_type_ids = torch.zeros((count, length), dtype=torch.long)  # (B, L)
+    for index, row in enumerate(rows.tolist()):
+        cut_draw, truncation_draw, other_cut_draw = draws[index]
+        first, second = _segments(blocks, row, tokens.sentence_ends, cut_draw)
+        if negative[index] and objective == "nsp":
+            _, second = _segments(blocks, others[index], tokens.sentence_ends, other_cut_draw)
+        first, second = truncate_pair(first, second, length - 3, truncation_draw)
+        if negative[index] and objective == "sop":
+            first, second = second, first
+        pair = [tokens.start, *first, tokens.end, *second, tokens.end]
+        input_ids[index, :len(pair)] = torch.tensor(pair, dtype=torch.long)
+        attention_mask[index, :len(pair)] = 1
+        token_type_ids[index, len(first) + 2:len(pair)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+            "sentence_labels": negative.long()}
+
+
+def _check_sentence_objective(objective: str) -> None:
+    if objective not in SENTENCE_OBJECTIVES:
+        raise ValueError(f"sentence objective must be one of {', '.join(SENTENCE_OBJECTIVES)}, got {objective!r}")
+
+
+def heldout_pair_batches(heldout: dict[str, torch.Tensor], tokenizer, probability: float, batch_size: int, seed: int,
+                         objective: str) -> list[dict[str, torch.Tensor]]:
+    """The held-out split as sentence pairs (one per block, half of them negatives), masked once with `seed`, cut
+    into batches of {"input_ids", "attention_mask", "token_type_ids", "labels", "sentence_labels"}. The same seed
+    gives the same cuts and negative rows for sop and nsp, so the two are scored on the same segments."""
+    special, mask_id, vocab_size = _masking_args(tokenizer)
+    rows = torch.arange(len(heldout["input_ids"]))
+    pairs = sentence_pairs(heldout, rows, objective, PairTokens.of(tokenizer),
+                           torch.Generator().manual_seed(_derived_seed(seed, "heldout-pairs")))
+    generator = torch.Generator().manual_seed(_derived_seed(seed, "heldout-pairs-mask"))
+    masked, labels = mask_tokens(pairs["input_ids"], pairs["attention_mask"], special, mask_id, vocab_size,
+                                 probability, generator)
+    pairs.update(input_ids=masked, labels=labels)
+    return [{name: tensor[offset:offset + batch_size] for name, tensor in pairs.items()}
+            for offset in range(0, len(masked), batch_size)]
+
+
 def training_batches(train: dict[str, torch.Tensor], tokenizer, probability: float, batch_size: int, seed: int,
-                     start_step: int = 0, rank: int = 0, world_size: int = 1) -> Iterator[dict[str, torch.Tensor]]:
+                     start_step: int = 0, rank: int = 0, world_size: int = 1,
+                     sentence_objective: str = "none") -> Iterator[dict[str, torch.Tensor]]:
     """Masked training batches without end, from step `start_step` on; each {"input_ids", "attention_mask",
-    "labels"} of batch_size // world_size rows (on CPU).
+    "labels"} of batch_size // world_size rows (on CPU). With sentence_objective sop or nsp each row is a sentence
+    pair of the same block instead (sentence_pairs), and a batch also holds "token_type_ids" and "sentence_labels".
 
     Step s lies in epoch s // steps_per_epoch (steps_per_epoch = rows // batch_size; an incomplete last batch is
     dropped, so every step has batch_size rows). Each epoch's order is a permutation seeded by (seed, epoch) and
@@ -389,14 +525,17 @@ def training_batches(train: dict[str, torch.Tensor], tokenizer, probability: flo
         raise ValueError(f"the training corpus has {rows} sequences, fewer than one batch of {batch_size}")
     if start_step < 0:
         raise ValueError(f"start_step must be non-negative, got {start_step}")
+    _check_sentence_objective(sentence_objective)
+    pair_tokens = PairTokens.of(tokenizer) if sentence_objective != "none" else None
     # Checked above, before the generator starts: a bad argument fails where training_batches is called.
     return _training_batches(train, _masking_args(tokenizer), probability, batch_size, seed, start_step, rank,
-                             world_size)
+                             world_size, sentence_objective, pair_tokens)
 
 
 def _training_batches(train: dict[str, torch.Tensor], masking_args: tuple[torch.Tensor, int, int],
                       probability: float, batch_size: int, seed: int, start_step: int, rank: int,
-                      world_size: int) -> Iterator[dict[str, torch.Tensor]]:
+                      world_size: int, sentence_objective: str = "none",
+                      pair_tokens: PairTokens | None = None) -> Iterator[dict[str, torch.Tensor]]:
     special, mask_id, vocab_size = masking_args
     rows = len(train["input_ids"])
     steps_per_epoch = rows // batch_size
@@ -409,11 +548,20 @@ def _training_batches(train: dict[str, torch.Tensor], masking_args: tuple[torch.
             order = torch.randperm(rows, generator=torch.Generator().manual_seed(_derived_seed(seed, "epoch", epoch)))
         position = (step % steps_per_epoch) * batch_size
         batch_rows = order[position:position + batch_size]
-        input_ids = train["input_ids"][batch_rows]
-        attention_mask = train["attention_mask"][batch_rows]
-        generator = torch.Generator().manual_seed(_derived_seed(seed, "mask", step))
-        masked, labels = mask_tokens(input_ids, attention_mask, special, mask_id, vocab_size, probability, generator)
         rank_rows = slice(rank * shard, (rank + 1) * shard)
-        yield {"input_ids": masked[rank_rows], "attention_mask": attention_mask[rank_rows],
-               "labels": labels[rank_rows]}
+        if sentence_objective == "none":  # the stream as it was before sentence objectives existed
+            input_ids = train["input_ids"][batch_rows]
+            attention_mask = train["attention_mask"][batch_rows]
+            generator = torch.Generator().manual_seed(_derived_seed(seed, "mask", step))
+            masked, labels = mask_tokens(input_ids, attention_mask, special, mask_id, vocab_size, probability,
+                                         generator)
+            yield {"input_ids": masked[rank_rows], "attention_mask": attention_mask[rank_rows],
+                   "labels": labels[rank_rows]}
+        else:  # the same rows, each made a pair; cuts, negatives and masks seeded by (seed, step) alone
+            pairs = sentence_pairs(train, batch_rows, sentence_objective, pair_tokens,
+                                   torch.Generator().manual_seed(_derived_seed(seed, "pairs", step)))
+            generator = torch.Generator().manual_seed(_derived_seed(seed, "pairs-mask", step))
+            pairs["input_ids"], pairs["labels"] = mask_tokens(pairs["input_ids"], pairs["attention_mask"], special,
+                                                              mask_id, vocab_size, probability, generator)
+            yield {name: tensor[rank_rows] for name, tensor in pairs.items()}
         step += 1

@@ -12,7 +12,12 @@ scores in both models and averages over all entries; we average over the valid (
 so that the loss does not depend on how much a batch is padded.
 
 Student heads are paired with teacher heads by their original ids when the student is a pruned copy of the teacher
-(the record in config.compression), else by position (the same number of heads per mapped layer).
+(the record in config.compression), else by position when the counts are equal. TinyBERT requires equal counts; a
+student with fewer heads (a Bort candidate: 4 or 6 against the teacher's 12) is compared head by head with the mean
+of a group of the teacher's: with k = n_T / n_S (an integer, else an error), student head h against the mean of
+teacher heads h k .. h k + k - 1 (consecutive groups; head order carries no meaning, so any fixed grouping is as
+good). The mean is taken over pre-softmax scores: softmax of the mean is the normalized geometric mean of the
+group's attention distributions, a distribution one head can represent.
 """
 from __future__ import annotations
 
@@ -99,10 +104,23 @@ def head_pairs(student: nn.Module, teacher: nn.Module, student_layer: int, teach
     if pruned_copy:
         common = [h for h in student_ids if h in set(teacher_ids)]
         return [student_ids.index(h) for h in common], [teacher_ids.index(h) for h in common]
-    if len(student_ids) != len(teacher_ids):
+    if not student_ids or len(teacher_ids) % len(student_ids):
         raise ValueError(f"attention loss: student layer {student_layer} has {len(student_ids)} heads, teacher layer "
-                         f"{teacher_layer} has {len(teacher_ids)}: heads pair by position only when the counts match")
+                         f"{teacher_layer} has {len(teacher_ids)}: heads pair by position when the counts match, or "
+                         "each student head with the mean of a group of teacher heads when the teacher's count is a "
+                         "multiple of the student's; set attention_weight to 0 to distill without attention")
     return list(range(len(student_ids))), list(range(len(teacher_ids)))
+
+
+def grouped_teacher_scores(teacher_scores: torch.Tensor, student_heads: int) -> torch.Tensor:
+    """(B, n_T, T, T) teacher scores -> (B, n_S, T, T): the mean over consecutive groups of k = n_T / n_S heads
+    (the identity when the counts are equal)."""
+    teacher_heads = teacher_scores.shape[1]
+    if teacher_heads == student_heads:
+        return teacher_scores
+    if teacher_heads % student_heads:
+        raise ValueError(f"{teacher_heads} teacher heads do not split into {student_heads} equal groups")
+    return teacher_scores.unflatten(1, (student_heads, teacher_heads // student_heads)).mean(2)  # (B, n_S, T, T)
 
 
 def _pair_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -133,6 +151,28 @@ def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tenso
         return F.mse_loss(student_logits, teacher_logits)
     targets = torch.softmax(teacher_logits / temperature, dim=-1)
     return -(targets * torch.log_softmax(student_logits / temperature, dim=-1)).sum(-1).mean()
+
+
+def intermediate_losses(student_hidden, student_scores, teacher_hidden, teacher_scores, projection: nn.Module,
+                        mapping: list[int], heads: list[tuple[list[int], list[int]]],
+                        attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(embedding, hidden, attention) losses of TinyBERT's intermediate layers, shared by task distillation and
+    general distillation.
+
+    student_hidden, teacher_hidden: hidden states, embeddings first ((B, T, H_S) and (B, T, H_T) each);
+    student_scores, teacher_scores: pre-softmax scores per layer ((B, n, T, T), None for a layer without heads);
+    mapping: the teacher layer g(m) (1-based) of each student layer; heads: head_pairs of each mapped pair.
+    Hidden and attention losses are summed over the mapped layers."""
+    embedding = hidden_loss(projection(student_hidden[0]), teacher_hidden[0], attention_mask)
+    hidden = embedding.new_zeros(())
+    attention = embedding.new_zeros(())
+    for m, g in enumerate(mapping):
+        hidden = hidden + hidden_loss(projection(student_hidden[m + 1]), teacher_hidden[g], attention_mask)
+        student_heads, teacher_heads = heads[m]
+        if student_heads:
+            target = grouped_teacher_scores(teacher_scores[g - 1][:, teacher_heads], len(student_heads))
+            attention = attention + attention_loss(student_scores[m][:, student_heads], target, attention_mask)
+    return embedding, hidden, attention
 
 
 class WidthProjection(nn.Module):

@@ -2,6 +2,9 @@
 
     intermediate   embedding + hidden-state + attention losses (losses.py), the student's classifier untouched
     prediction     soft cross-entropy to the teacher's logits at a temperature
+    labels         cross-entropy to the gold labels instead (MSE for regression), the teacher unused: the
+                   ablations of TinyBERT's prediction-layer distillation ("No Pred") and of the whole task
+                   distillation ("No TD": the intermediate stage skipped, this one the plain fine-tune)
 
 Both run the project's one training loop (core/training.py) over the task's training rows: AdamW, linear warm-up
 and decay, gradient clipping. The teacher (eval mode, frozen) runs once over the rows before training: its outputs
@@ -18,11 +21,11 @@ from torch import nn
 from workflow_scripts.core.inference import make_loader
 from workflow_scripts.core.training import (Callback, build_optimizer, epoch_batches, linear_schedule, run_training,
                                             seed_everything, OptimizationConfig, TrainingHistory)
-from workflow_scripts.distill.losses import (LAYER_MAPPINGS, AttentionScores, WidthProjection, attention_loss,
-                                             head_pairs, hidden_loss, layer_mapping, soft_cross_entropy)
+from workflow_scripts.distill.losses import (LAYER_MAPPINGS, AttentionScores, WidthProjection, head_pairs,
+                                             intermediate_losses, layer_mapping, soft_cross_entropy)
 from workflow_scripts.distill.teacher_cache import ROW_KEY, IndexedRows, TeacherCache, model_inputs
 
-OBJECTIVES = ("intermediate", "prediction")
+OBJECTIVES = ("intermediate", "prediction", "labels")
 
 
 @dataclass
@@ -58,7 +61,9 @@ class IntermediateObjective:
         self.cache = cache
         student_depth, teacher_depth = student.config.num_hidden_layers, teacher.config.num_hidden_layers
         self.mapping = layer_mapping(student_depth, teacher_depth, losses.layer_mapping)
-        self.heads = [head_pairs(student, teacher, m, g - 1) for m, g in enumerate(self.mapping)]
+        # Without the attention loss, heads need not pair (any counts go).
+        self.heads = [head_pairs(student, teacher, m, g - 1) if losses.attention_weight else ([], [])
+                      for m, g in enumerate(self.mapping)]
         self.losses = losses
         self.student_scores = AttentionScores(student)
         self.teacher_scores = None if cache.states else AttentionScores(teacher)
@@ -76,16 +81,9 @@ class IntermediateObjective:
         inputs, mask = model_inputs(batch), batch["attention_mask"]
         teacher_hidden, teacher_scores = self._teacher_states(pair, batch, inputs)
         student_hidden = pair.student(**inputs, output_hidden_states=True).hidden_states
-        student_scores = self.student_scores.per_layer()
-        embedding = hidden_loss(pair.projection(student_hidden[0]), teacher_hidden[0], mask)
-        hidden = sum(hidden_loss(pair.projection(student_hidden[m + 1]), teacher_hidden[g], mask)
-                     for m, g in enumerate(self.mapping))
-        attention = embedding.new_zeros(())
-        for m, g in enumerate(self.mapping):
-            student_heads, teacher_heads = self.heads[m]
-            if student_heads:
-                attention = attention + attention_loss(student_scores[m][:, student_heads],
-                                                       teacher_scores[g - 1][:, teacher_heads], mask)
+        embedding, hidden, attention = intermediate_losses(
+            student_hidden, self.student_scores.per_layer(), teacher_hidden, teacher_scores, pair.projection,
+            self.mapping, self.heads, mask)
         loss = (self.losses.embedding_weight * embedding + self.losses.hidden_weight * hidden
                 + self.losses.attention_weight * attention)
         return loss, {"embedding": embedding.item(), "hidden": float(hidden.detach()), "attention": attention.item()}
@@ -97,14 +95,20 @@ class IntermediateObjective:
 
 
 class PredictionObjective:
-    """loss_fn of run_training for the prediction stage."""
+    """loss_fn of run_training for the prediction stage (cache None: the gold labels' cross-entropy instead)."""
 
-    def __init__(self, losses: DistillLosses, cache: TeacherCache):
+    def __init__(self, losses: DistillLosses, cache: TeacherCache | None):
         self.temperature, self.cache = losses.temperature, cache
 
     def __call__(self, pair: DistillationPair, batch: dict):
+        logits = pair.student(**model_inputs(batch)).logits
+        if self.cache is None:
+            labels = batch["labels"]
+            loss = nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype)) if logits.shape[-1] == 1 \
+                else nn.functional.cross_entropy(logits, labels)
+            return loss, {"label_loss": loss.item()}
         teacher_logits = self.cache.batch_logits(batch[ROW_KEY]).to(batch["input_ids"].device)
-        loss = soft_cross_entropy(pair.student(**model_inputs(batch)).logits, teacher_logits, self.temperature)
+        loss = soft_cross_entropy(logits, teacher_logits, self.temperature)
         return loss, {"soft_cross_entropy": loss.item()}
 
     def close(self) -> None:
@@ -130,8 +134,11 @@ def distill(student: nn.Module, teacher: nn.Module, dataset, collate_fn, objecti
     teacher.to(device).eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
-    cache = TeacherCache(teacher, dataset, collate_fn, training.batch_size, device,
-                         states=objective == "intermediate")
+    if objective == "intermediate" and not (losses.embedding_weight or losses.hidden_weight
+                                            or losses.attention_weight):
+        raise ValueError("intermediate distillation with every loss weight at 0 would not train: skip the stage")
+    cache = None if objective == "labels" else TeacherCache(teacher, dataset, collate_fn, training.batch_size, device,
+                                                            states=objective == "intermediate")
     student.train()
     loss_fn = IntermediateObjective(pair, losses, cache) if objective == "intermediate" else \
         PredictionObjective(losses, cache)

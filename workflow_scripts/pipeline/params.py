@@ -97,12 +97,30 @@ def _schema_error_message(error) -> str:
     if "propertyNames" in error.absolute_schema_path:  # a name the mapping does not allow (dap.variants' names)
         return f"{_dotted([*error.absolute_path, error.instance])!r}: name not allowed here ({error.message})"
     message = f"{_dotted(error.absolute_path)!r}: {error.message}"
-    if error.validator == "type" and _looks_like_a_number(error.instance):
+    if error.validator == "oneOf":  # jsonschema says "not valid under any of the given schemas": say what they are
+        message = (f"{_dotted(error.absolute_path)!r}: {error.instance!r} is not "
+                   + ", nor ".join(_described(branch) for branch in error.validator_value))
+    if error.validator in ("type", "oneOf") and _looks_like_a_number(error.instance):
         hint = "write it without quotes"
         if "e" in error.instance.lower():
             hint += "; YAML reads an exponent without a dot (1e-4) as text: write 1.0e-4"
         message += f" (a number as text: {hint})"
     return message
+
+
+def _described(schema: dict) -> str:
+    """A schema branch in words, for "is not A, nor B" messages."""
+    if "enum" in schema:
+        return "one of " + ", ".join(str(value) for value in schema["enum"])
+    kind = schema.get("type")
+    if kind == "object":
+        return "a mapping of " + ", ".join(schema.get("required") or schema.get("properties", {}))
+    names = {"null": "null", "integer": "an integer", "number": "a number", "string": "a string", "array": "a list",
+             "boolean": "true or false"}
+    for bound, sign in (("minimum", ">="), ("exclusiveMinimum", ">")):
+        if kind in ("integer", "number") and bound in schema:
+            return f"{names[kind]} {sign} {schema[bound]}"
+    return names.get(kind, "a value of another kind") if isinstance(kind, str) else "a value of another kind"
 
 
 @functools.lru_cache(maxsize=None)
@@ -136,6 +154,7 @@ def validate_params(params) -> None:
     _check_bort(params["bort"])
     _check_agora(params)
     _check_dap(params)
+    _check_tinybert(params)
     _check_unstructured_pruning(params)
 
 
@@ -333,6 +352,49 @@ def _check_bort(bort: dict) -> None:
         if stacking["stages"] and pretrain["nproc_per_node"] > 1:
             raise ParamsError(f"params.yaml: '{key}': stacking adds layers, which DDP's wrapper cannot take: set "
                               "'bort.pretrain.nproc_per_node' to 1 or the stages to 0")
+        # Stacking copies layers one by one, which a shared architecture cannot take. With "none" among the modes the
+        # search may still choose an unshared one (kd_pretrain refuses a shared winner when it starts).
+        if stacking["stages"] and "none" not in space.get("sharing", ["none"]):
+            raise ParamsError(f"params.yaml: '{key}': stacking copies layers one by one, and every mode of "
+                              "'bort.search_space.sharing' shares them across layers: set the stages to 0 or add "
+                              "none to the sharing modes")
+    for run, settings in pretrain_run_settings(bort).items():
+        if settings["sentence_objective"] == "none":
+            continue
+        variant = pretrain["variants"].get(run, {})
+        key = (f"bort.pretrain.variants.{run}" if "sentence_objective" in variant else "bort.pretrain") \
+            + ".sentence_objective"
+        if settings["objective"] not in SENTENCE_OBJECTIVE_PRETRAINING:
+            raise ParamsError(f"params.yaml: '{key}': {settings['sentence_objective']} goes with objective kd or "
+                              f"mlm; run {run!r} is {settings['objective']}")
+    # Objective tinybert (TinyBERT's general distillation): one process, the final depth throughout.
+    general_runs = {run: pretrain["stacking"] for run in pretrain["objectives"] if run == "tinybert"}
+    general_runs.update({name: variant.get("stacking", pretrain["stacking"])
+                         for name, variant in pretrain["variants"].items() if variant["objective"] == "tinybert"})
+    for run, stacking in general_runs.items():
+        if stacking["stages"]:
+            raise ParamsError(f"params.yaml: 'bort.pretrain': run {run!r} (objective tinybert) cannot use stacking: "
+                              "its layer mapping and projection are built for the final depth")
+        if pretrain["nproc_per_node"] > 1:
+            raise ParamsError(f"params.yaml: 'bort.pretrain.nproc_per_node': objective tinybert (run {run!r}) runs "
+                              "in one process: set it to 1, or leave tinybert out")
+    weights = pretrain["tinybert"]
+    if not any(weights[name] for name in ("embedding_weight", "hidden_weight", "attention_weight", "mlm_weight")):
+        raise ParamsError("params.yaml: 'bort.pretrain.tinybert': every loss weight is 0: nothing would train")
+
+
+# The pretraining objectives a sentence objective (sop, nsp) can go with, and the order of the pair streams.
+SENTENCE_OBJECTIVE_PRETRAINING = ("kd", "mlm")
+SENTENCE_OBJECTIVES = ("none", "sop", "nsp")
+
+
+def pretrain_run_settings(bort: dict) -> dict[str, dict]:
+    """{run: its settings}: each objective of bort.pretrain.objectives with bort.pretrain as it is, each variant with
+    its overrides (the rule's {run} and what the kd_pretrain job receives)."""
+    pretrain = bort["pretrain"]
+    runs = {objective: {**pretrain, "objective": objective} for objective in pretrain["objectives"]}
+    runs.update({name: {**pretrain, **variant} for name, variant in pretrain["variants"].items()})
+    return runs
 
 
 def pretrain_objectives(params: dict) -> set[str]:
@@ -366,6 +428,62 @@ def _check_dap(params) -> None:
     for position, task in enumerate(params["dap"]["tasks"]):
         if task not in params["tasks"]:
             raise ParamsError(f"params.yaml: 'dap.tasks[{position}]': {task!r} is not in 'tasks'")
+
+
+TINYBERT_RUN_SETTINGS = ("student", "augmentation", "intermediate_stage", "prediction_target")
+DISTILL_LOSS_NAMES = ("layer_mapping", "embedding_weight", "hidden_weight", "attention_weight", "temperature")
+TINYBERT_METHOD = "tinybert"  # the run with tinybert's settings as they are; variants are named tinybert_<name>
+
+
+def tinybert_methods(params: dict) -> list[str]:
+    """The TinyBERT task-distillation runs: `tinybert` and each of tinybert.variants."""
+    return [TINYBERT_METHOD, *params["tinybert"]["variants"]]
+
+
+def tinybert_setting_key(params: dict, method: str, name: str) -> str:
+    """The dotted key a run's setting comes from: its variant's override, else tinybert (the run's settings) or
+    task_distillation (the losses)."""
+    if name in params["tinybert"]["variants"].get(method, {}):
+        return f"tinybert.variants.{method}.{name}"
+    return f"task_distillation.{name}" if name in DISTILL_LOSS_NAMES else f"tinybert.{name}"
+
+
+def tinybert_setting(params: dict, method: str, name: str):
+    return lookup(params, tinybert_setting_key(params, method, name))
+
+
+def tinybert_student(params: dict, method: str, task: str) -> str:
+    """The checkpoint folder a run starts from: bort_init, bort_<run> of Bort's pretraining, or a folder."""
+    student = tinybert_setting(params, method, "student")
+    if student == "bort_init":
+        return "models/bort/init"
+    if student.startswith("bort_"):
+        return f"models/bort/pretrain/{student.removeprefix('bort_')}"
+    return student.replace("{task}", task)
+
+
+def _check_tinybert(params) -> None:
+    tinybert = params["tinybert"]
+    for position, task in enumerate(tinybert["tasks"]):
+        if task not in params["tasks"]:
+            raise ParamsError(f"params.yaml: 'tinybert.tasks[{position}]': {task!r} is not in 'tasks'")
+    pretrain = params["bort"]["pretrain"]
+    runs = [*pretrain["objectives"], *pretrain["variants"]]
+    augmented = params["task_distillation"]["augmentation"]["variants_per_example"] > 0
+    for method in tinybert_methods(params):
+        student = tinybert_setting(params, method, "student")
+        key = tinybert_setting_key(params, method, "student")
+        if student.startswith("bort_") and student != "bort_init" and student.removeprefix("bort_") not in runs:
+            raise ParamsError(f"params.yaml: '{key}': {student!r} names no run of Bort's pretraining (runs: "
+                              f"{', '.join(runs)}; or bort_init, or a checkpoint folder)")
+        if tinybert_setting(params, method, "augmentation") and not augmented:
+            raise ParamsError(f"params.yaml: '{tinybert_setting_key(params, method, 'augmentation')}': augmentation "
+                              "needs 'task_distillation.augmentation.variants_per_example' above 0")
+        intermediate = tinybert_setting(params, method, "intermediate_stage")
+        weights = [tinybert_setting(params, method, name) for name in DISTILL_LOSS_NAMES[1:4]]
+        if intermediate and not any(weights):
+            raise ParamsError(f"params.yaml: 'tinybert' run {method!r}: every intermediate loss weight is 0: set "
+                              "intermediate_stage to false to skip the stage")
 
 
 def _check_unstructured_pruning(params) -> None:
@@ -496,7 +614,8 @@ def _competitor_keys(params: dict) -> dict[str, str]:
 
 
 def _pretrain_keys(params: dict) -> dict[str, str]:
-    names = [name for name in params["bort"]["pretrain"] if name not in ("objectives", "nproc_per_node", "variants")]
+    names = [name for name in params["bort"]["pretrain"]
+             if name not in ("objectives", "nproc_per_node", "variants", "tinybert")]
     return {**_keys("bort.pretrain", names), "mask_probability": "bort.corpus.mask_probability",
             "heldout_batch_size": "bort.fptas.heldout_batch_size", "seed": "seed"}
 
@@ -506,33 +625,42 @@ def _kd_pretrain(params: dict, wildcards) -> StageHparams:
     is, or a variant whose objective (and stacking, when it has one) bort.pretrain.variants.<run> gives."""
     run = wildcards.run
     variant = params["bort"]["pretrain"]["variants"].get(run)
+    # Only objective tinybert reads bort.pretrain.tinybert: the other runs neither get it nor rerun when it changes.
+    general = {"tinybert": "bort.pretrain.tinybert"} if (variant or {"objective": run})["objective"] == "tinybert" \
+        else {}
     if variant is None:
-        hparams = hparams_from_keys(params, _pretrain_keys(params))
+        hparams = hparams_from_keys(params, {**_pretrain_keys(params), **general})
         return StageHparams({"objective": run, **hparams},
                             {"objective": "bort.pretrain.objectives", **hparams.source_keys})
     variant_key = f"bort.pretrain.variants.{run}"
     overrides = {name: f"{variant_key}.{name}" for name in variant}
     hparams = hparams_from_keys(params, {"objective": overrides.pop("objective"), **_pretrain_keys(params),
-                                         **overrides})
+                                         **general, **overrides})
     return StageHparams(hparams, hparams.source_keys, {*hparams.tracked_keys, variant_key})
 
 
-def teacher_output_streams(params: dict) -> tuple[list[list[int]], list[float]]:
+def teacher_output_streams(params: dict) -> tuple[list[list], list[float]]:
     """([batch_size, steps] per training stream, temperatures) that the consumers of T's cached outputs read: every
     candidate trains `bort.fptas.steps` steps at each hyperparameter set's batch size and temperature 1; KD
     pretraining `bort.pretrain.steps` at its batch size and temperature. Streams of one batch size are one (a
-    shorter run reads a prefix)."""
+    shorter run reads a prefix). A KD run with a sentence objective reads its own stream of sentence pairs,
+    [batch_size, steps, "sop" | "nsp"], computed only when such a run exists."""
     bort = params["bort"]
-    steps_by_batch: dict[int, int] = {}
+    steps_by_stream: dict[tuple[int, str], int] = {}  # (batch_size, sentence objective) -> steps
     for hyperparameters in bort["fptas"]["hyperparameter_sets"]:
-        batch_size = hyperparameters["batch_size"]
-        steps_by_batch[batch_size] = max(steps_by_batch.get(batch_size, 0), bort["fptas"]["steps"])
+        stream = (hyperparameters["batch_size"], "none")
+        steps_by_stream[stream] = max(steps_by_stream.get(stream, 0), bort["fptas"]["steps"])
     temperatures = [1.0]
     if "kd" in pretrain_objectives(params):
         batch_size = bort["pretrain"]["batch_size"]
-        steps_by_batch[batch_size] = max(steps_by_batch.get(batch_size, 0), bort["pretrain"]["steps"])
+        for settings in pretrain_run_settings(bort).values():
+            if settings["objective"] == "kd":
+                stream = (batch_size, settings["sentence_objective"])
+                steps_by_stream[stream] = max(steps_by_stream.get(stream, 0), bort["pretrain"]["steps"])
         temperatures += [] if bort["pretrain"]["temperature"] == 1 else [float(bort["pretrain"]["temperature"])]
-    return [[batch_size, steps] for batch_size, steps in sorted(steps_by_batch.items())], temperatures
+    ordered = sorted(steps_by_stream.items(), key=lambda item: (item[0][0], SENTENCE_OBJECTIVES.index(item[0][1])))
+    return [[batch_size, steps, *([] if pairs == "none" else [pairs])] for (batch_size, pairs), steps in ordered], \
+        temperatures
 
 
 def _teacher_outputs(params: dict, wildcards) -> StageHparams:
@@ -541,7 +669,8 @@ def _teacher_outputs(params: dict, wildcards) -> StageHparams:
               "temperatures": "bort.pretrain.temperature", "mask_probability": "bort.corpus.mask_probability",
               "heldout_batch_size": "bort.fptas.heldout_batch_size", "seed": "seed"}
     tracked = set(source.values()) | {"bort.fptas.steps", "bort.pretrain.steps", "bort.pretrain.batch_size",
-                                      "bort.pretrain.objectives", "bort.pretrain.variants"}
+                                      "bort.pretrain.objectives", "bort.pretrain.variants",
+                                      "bort.pretrain.sentence_objective"}
     values = {"top_k": params["bort"]["teacher_outputs"]["top_k"], "streams": streams, "temperatures": temperatures,
               "mask_probability": params["bort"]["corpus"]["mask_probability"],
               "heldout_batch_size": params["bort"]["fptas"]["heldout_batch_size"], "seed": params["seed"]}
@@ -612,6 +741,40 @@ def _distill_task(objective: str):
         return StageHparams({"objective": objective, **values}, values.source_keys)
     return hparams
 
+def _tinybert_distill(stage: str):
+    """A TinyBERT run's stage (the rule's {method}): tinybert.<stage>'s budget, task_distillation's losses, each
+    with the run's variant overrides; the prediction stage learns from the gold labels when the run asks for it."""
+    def hparams(params: dict, wildcards) -> StageHparams:
+        method = wildcards.method
+        keys = {**_keys(f"tinybert.{stage}", DISTILL_TRAINING_NAMES),
+                **{name: tinybert_setting_key(params, method, name) for name in DISTILL_LOSS_NAMES},
+                "seed": "seed", "attn_implementation": "model.attn_implementation"}
+        values = hparams_from_keys(params, keys)
+        objective = "intermediate" if stage == "intermediate" else \
+            "prediction" if tinybert_setting(params, method, "prediction_target") == "teacher" else "labels"
+        setting = "intermediate_stage" if stage == "intermediate" else "prediction_target"
+        return StageHparams({"objective": objective, **values},
+                            {"objective": tinybert_setting_key(params, method, setting), **values.source_keys})
+    return hparams
+
+
+def tinybert_run_descriptions(params: dict) -> dict[str, dict]:
+    """Every run's row label, table and settings, as the report shows them."""
+    descriptions = {}
+    for method in tinybert_methods(params):
+        variant = params["tinybert"]["variants"].get(method, {})
+        descriptions[method] = {"label": variant.get("label", "TinyBERT"), "table": variant.get("table"),
+                                **{name: tinybert_setting(params, method, name)
+                                   for name in (*TINYBERT_RUN_SETTINGS, *DISTILL_LOSS_NAMES)}}
+    return descriptions
+
+
+def _tinybert_report(params: dict, wildcards) -> StageHparams:
+    keys = {"tinybert.variants", "tinybert.student", "tinybert.augmentation", "tinybert.intermediate_stage",
+            "tinybert.prediction_target", *(f"task_distillation.{name}" for name in DISTILL_LOSS_NAMES)}
+    return StageHparams({"runs": tinybert_run_descriptions(params)}, {"runs": "tinybert.variants"}, keys)
+
+
 def _imp_prune(params: dict, wildcards) -> StageHparams:
     """Round k prunes to the k-th of imp_round_sparsities; the rewound model is rebuilt with the run's seed."""
     imp = "unstructured_pruning.imp"
@@ -664,6 +827,10 @@ RULE_HPARAMS = {
         **_keys("task_distillation.augmentation", ("variants_per_example", "replace_probability", "top_k")),
         "seed": "seed"}),
     "tokenize_augmented": lambda p, w: hparams_from_keys(p, {"max_length": "data.max_length"}),
+    "bort_init": lambda p, w: hparams_from_keys(p, {"dropout": "bort.pretrain.dropout", "seed": "seed"}),
+    "tinybert_intermediate": _tinybert_distill("intermediate"),
+    "tinybert_prediction": _tinybert_distill("prediction"),
+    "tinybert_report": _tinybert_report,
 
     "prune_magnitude": lambda p, w: hparams_from_keys(p, {"sparsity": "unstructured_pruning.magnitude.sparsity",
                                                           "prune_pooler": "unstructured_pruning.prune_pooler",

@@ -28,6 +28,9 @@ DISPLAY_COLUMNS = {"w_coefficient": ("W", "{:.3f}"), "parameters_millions": ("pa
                    "surrogate_error": ("surrogate error", "{:.3f}"), "mlm_accuracy": ("MLM acc.", "{:.3f}")}
 SELECTION_KEYS = ("tag", "depth", "heads", "hidden", "intermediate", "parameters", "flops", "latency_s",
                   "surrogate_error", "w_coefficient")
+# ALBERT's options (bort.search_space embedding_size and sharing): columns of the tables only when a row has them,
+# so that a search without them writes the tables it always did
+OPTION_COLUMNS = ["embedding_size", "sharing"]
 
 
 @dataclass
@@ -52,12 +55,28 @@ def select(teacher: dict, candidates: list[dict], references: list[dict], infere
     return {"ranked": ranked, "references": scored_references, "teacher": scored_teacher, "chosen": ranked[0]}
 
 
+def sharing_label(row: dict) -> str:
+    """none, all, attention or ffn, with the group size when the layers share in groups: all/2."""
+    mode, group = row.get("sharing") or "none", row.get("sharing_group")
+    return f"{mode}/{group}" if mode != "none" and group else mode
+
+
 def table_row(rank, row: dict) -> dict:
     return {"rank": rank, "architecture": row["tag"], "depth": row["depth"], "heads": row["heads"],
             "hidden": row["hidden"], "intermediate": row["intermediate"],
+            "embedding_size": row.get("embedding_size") or row["hidden"], "sharing": sharing_label(row),
             "w_coefficient": round(row["w_coefficient"], 4), "parameters_millions": round(row["parameters"] / 1e6, 3),
             "latency_ms": round(row["latency_s"] * 1e3, 3), "mflops": round(row["flops"] / 1e6, 1),
             "surrogate_error": round(row["surrogate_error"], 4), "mlm_accuracy": round(row["mlm_accuracy"], 4)}
+
+
+def table_columns(selection: dict) -> list[str]:
+    """TABLE_COLUMNS, with E and the sharing after the shape when any architecture shown has ALBERT's options."""
+    rows = [*selection["ranked"], *selection["references"], selection["teacher"]]
+    if not any(row.get("embedding_size") or (row.get("sharing") or "none") != "none" for row in rows):
+        return TABLE_COLUMNS
+    at = TABLE_COLUMNS.index("intermediate") + 1
+    return [*TABLE_COLUMNS[:at], *OPTION_COLUMNS, *TABLE_COLUMNS[at:]]
 
 
 def selection_table(selection: dict, top: int = 3) -> pd.DataFrame:
@@ -65,19 +84,30 @@ def selection_table(selection: dict, top: int = 3) -> pd.DataFrame:
     rows = [table_row(rank, row) for rank, row in enumerate(selection["ranked"][:top], start=1)]
     rows += [table_row("reference", row) for row in selection["references"]]
     rows.append(table_row("T", selection["teacher"]))
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    return pd.DataFrame(rows, columns=table_columns(selection))
 
 
 def candidates_table(selection: dict) -> pd.DataFrame:
     """Every trained candidate (rank by W) and reference (ranked after them), with its role: the scatter's data."""
     rows = [table_row(rank, row) | {"role": row["role"]}
             for rank, row in enumerate(selection["ranked"] + selection["references"], start=1)]
-    return pd.DataFrame(rows, columns=[*TABLE_COLUMNS, "role"])
+    return pd.DataFrame(rows, columns=[*table_columns(selection), "role"])
+
+
+def architecture_label(row) -> str:
+    """<D, A, H, I>, then ALBERT's options when the table has them: E=128 (factorized embeddings), shared: all/2."""
+    label = f"<{row.depth}, {row.heads}, {row.hidden}, {row.intermediate}>"
+    if getattr(row, "embedding_size", row.hidden) != row.hidden:
+        label += f" E={row.embedding_size}"
+    if getattr(row, "sharing", "none") != "none":
+        label += f" shared: {row.sharing}"
+    return label
 
 
 def selection_display(table: pd.DataFrame) -> pd.DataFrame:
-    """Table 1 as printed: <D, A, H, I>, W and the measurements, formatted."""
-    shapes = [f"<{r.depth}, {r.heads}, {r.hidden}, {r.intermediate}>" for r in table.itertuples()]
+    """Table 1 as printed: <D, A, H, I> (and ALBERT's options), W and the measurements (parameters, latency and
+    FLOPs side by side: sharing shrinks the first only), formatted."""
+    shapes = [architecture_label(r) for r in table.itertuples()]
     display = pd.DataFrame({"": table["rank"].astype(str), "architecture <D, A, H, I>": shapes})
     for column, (header, cell) in DISPLAY_COLUMNS.items():
         display[header] = table[column].map(cell.format)
@@ -122,7 +152,9 @@ def selection_note(inference_cost: str, spread: dict) -> str:
 
 def selection_json(selection: dict, config: SelectionConfig) -> dict:
     chosen = selection["chosen"]
-    return {"chosen": {key: chosen[key] for key in SELECTION_KEYS},
+    options = {key: chosen[key] for key in ("embedding_size", "sharing", "sharing_group")
+               if chosen.get(key) not in (None, "none")}  # ALBERT's options, when it has some
+    return {"chosen": {**{key: chosen[key] for key in SELECTION_KEYS}, **options},
             "surrogate_error_spread": surrogate_error_spread(selection["ranked"]),
             "inference_cost": config.inference_cost, "epsilon": config.epsilon,
             "representative": config.representative, "valid_architectures": config.valid,
@@ -130,24 +162,30 @@ def selection_json(selection: dict, config: SelectionConfig) -> dict:
             "ranking": [{"tag": row["tag"], "w_coefficient": row["w_coefficient"]} for row in selection["ranked"]]}
 
 
+EVERY_CANDIDATE_NOTE = "Every trained candidate, ranked by W:"
+
+
 def selection_report(selection: dict, config: SelectionConfig, output_dir: str) -> dict[str, str | bytes | dict]:
     """{path under output_dir: content}: table.csv, table.md, table.html (Table 1 and the scatter),
     candidates_scatter.csv (DVC plot), candidates.{png,svg}, selection.json."""
     table, candidates = selection_table(selection), candidates_table(selection)
     display = selection_display(table)
+    every_candidate = selection_display(candidates[candidates["role"] == "candidate"])
     note = selection_note(config.inference_cost, surrogate_error_spread(selection["ranked"]))
     rendered = figure_bytes(candidates_figure(candidates, selection["chosen"]["tag"], config.inference_cost))
     page = html_page("FPTAS: the chosen architecture", [
         f"<p>{html.escape(note)} Chosen: <code>{selection['chosen']['tag']}</code> "
         f"(largest W among {len(selection['ranked'])} trained candidates; references never win).</p>",
         html_table(display),
+        f"<p>{html.escape(EVERY_CANDIDATE_NOTE)}</p>", html_table(every_candidate),
         html_figure(rendered, "Surrogate error of every trained candidate and reference; the chosen one starred.")])
 
     def path(name):
         return os.path.join(output_dir, name)
 
     return {path("table.csv"): csv_text(table),
-            path("table.md"): f"{note}\n\n{markdown_table(display)}\n",
+            path("table.md"): (f"{note}\n\n{markdown_table(display)}\n\n{EVERY_CANDIDATE_NOTE}\n\n"
+                               f"{markdown_table(every_candidate)}\n"),
             path("table.html"): page,
             path("candidates_scatter.csv"): csv_text(candidates),
             **figure_outputs(rendered, [path("candidates.png"), path("candidates.svg")]),
@@ -157,6 +195,8 @@ def selection_report(selection: dict, config: SelectionConfig, output_dir: str) 
 # ---- distillation against MLM-only pretraining -------------------------------------------------------------------
 
 CURVE_SUFFIX = "_curve.csv"
+# Sentence objectives whose held-out pair accuracy a curve may carry (column <name>_accuracy), and their headers.
+SENTENCE_ACCURACIES = {"sop": "held-out SOP accuracy", "nsp": "held-out NSP accuracy"}
 
 
 def read_curve(path: str) -> tuple[str, pd.DataFrame]:
@@ -194,6 +234,9 @@ def compare(curves: dict[str, list[dict]], teacher: dict | None = None) -> dict:
             "final_mlm_accuracy": accuracy[objective], "final_mlm_loss": loss[objective],
             "final_step": int(curve[-1]["step"]), "steps_to_target": steps_to_reach(curve, target_accuracy),
             "steps_to_target_loss": steps_to_reach(curve, target_loss, "mlm_loss")}
+        for name in SENTENCE_ACCURACIES:  # runs with a sentence objective: held-out pair accuracy (chance 0.5)
+            if f"{name}_accuracy" in curve[-1]:
+                summary["objectives"][objective][f"final_{name}_accuracy"] = float(curve[-1][f"{name}_accuracy"])
     for suffix in ("", "_loss"):
         reached = {o: entry[f"steps_to_target{suffix}"] for o, entry in summary["objectives"].items()}
         if reached.get("kd") and reached.get("mlm"):
@@ -231,13 +274,18 @@ def pretraining_table(summary: dict) -> pd.DataFrame:
     def steps(value):
         return str(value) if value is not None else "not reached"
 
+    sentence_columns = [name for name in SENTENCE_ACCURACIES
+                        if any(f"final_{name}_accuracy" in entry for entry in summary["objectives"].values())]
     rows = []
     for objective, entry in summary["objectives"].items():
         row = {"objective": objective, "steps": str(entry["final_step"]),
                "final MLM accuracy": f"{entry['final_mlm_accuracy']:.4f}",
-               "final MLM loss": f"{entry['final_mlm_loss']:.4f}",
-               "steps to the accuracy target": steps(entry["steps_to_target"]),
-               "steps to the loss target": steps(entry["steps_to_target_loss"])}
+               "final MLM loss": f"{entry['final_mlm_loss']:.4f}"}
+        for name in sentence_columns:  # only when a run has a sentence objective; "-" for the others
+            value = entry.get(f"final_{name}_accuracy")
+            row[SENTENCE_ACCURACIES[name]] = f"{value:.4f}" if value is not None else "-"
+        row.update({"steps to the accuracy target": steps(entry["steps_to_target"]),
+                    "steps to the loss target": steps(entry["steps_to_target_loss"])})
         if "seconds_per_step" in entry:
             at_time = entry["mlm_accuracy_at_equal_time"]
             row.update({"s/step": f"{entry['seconds_per_step']:.3f}",
@@ -256,6 +304,11 @@ def pretraining_notes(summary: dict, architecture: str) -> tuple[list[str], list
         before.append(f"Baselines on the same positions: always predicting the most frequent token scores "
                       f"{summary['most_frequent_token_rate']:.4f}; the teacher T scores "
                       f"{summary['teacher_mlm_accuracy']:.4f}.")
+    if any(f"final_{name}_accuracy" in entry for entry in summary["objectives"].values()
+           for name in SENTENCE_ACCURACIES):
+        before.append("Held-out SOP / NSP accuracy: the held-out blocks as sentence pairs, half of them negatives "
+                      "(swapped segments for SOP, a segment of another block for NSP); chance is 0.5. MLM accuracy "
+                      "is on the plain held-out blocks for every run.")
     after = [f"Distillation reaches MLM-only's final {what} in {summary[f'kd_steps_fraction_of_mlm{suffix}']:.2f}x "
              "its steps." for suffix, what in (("", "accuracy"), ("_loss", "loss"))
              if f"kd_steps_fraction_of_mlm{suffix}" in summary]

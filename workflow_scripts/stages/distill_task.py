@@ -2,8 +2,10 @@
 
 --objective intermediate: embedding, hidden-state and attention-score MSEs (the student's classifier untouched);
 --objective prediction: soft cross-entropy to the teacher's logits. Run one after the other they are the two-stage
-distillation fine-tune of seed 004 (and TinyBERT's task distillation). Trains on the task's training split; the dev
-split is never looked at. Writes the student's checkpoint (pruned structure kept) and training_log.json.
+distillation fine-tune of seed 004 (and TinyBERT's task distillation, of a pruned model or of Bort's student);
+--objective labels: the gold labels' cross-entropy instead, the teacher unused (TinyBERT's ablations "No Pred" and
+"No TD"). Trains on the task's training split; the dev split is never looked at. Writes the student's checkpoint
+(pruned structure kept) and training_log.json.
 """
 from __future__ import annotations
 

@@ -28,7 +28,9 @@ class CandidatePaths:
     output: str = field(metadata={"help": "metrics.json to write"})
     teacher_outputs: str | None = field(default=None, metadata={
         "help": "folder written by teacher_outputs (T's cached outputs); absent: T runs on every batch"})
-    architecture: str | None = field(default=None, metadata={"help": "D<depth>_A<heads>_H<hidden>_I<intermediate>"})
+    architecture: str | None = field(default=None, metadata={
+        "help": "D<depth>_A<heads>_H<hidden>_I<intermediate>, then ALBERT's options if any: _E<embedding size>, "
+                "_S<all|attention|ffn>[<group size>] (bort/fptas.py Candidate.tag)"})
     teacher_only: bool = field(default=False, metadata={"help": "measure T itself"})
 
 

@@ -10,6 +10,9 @@ Objective `mlm`: the masked-LM loss alone, the self-supervised alternative.
 The student starts from random initialization (workflow_scripts/bort/pretrain.py). With --stacking
 '{"stages": k, "switch_steps": [...]}' it starts with depth / 2^k layers and doubles its encoder after each switch
 step (progressive stacking, workflow_scripts/bort/stacking.py); stages 0 trains the full depth throughout.
+With --sentence-objective sop (ALBERT's sentence order) or nsp (BERT's next sentence) and --sentence-weight w the
+batches are sentence pairs, the student has a binary head on [CLS], w * the pairs' cross-entropy is added to the
+loss, and the curve gains the held-out pair accuracy (sop_accuracy or nsp_accuracy); none: plain blocks.
 
 Checkpoints go to <output>.checkpoints/step_NNNNNNN every --checkpoint-every-steps steps (Hugging Face folders,
 openable with `python -m workflow_scripts.tools.inspect`, plus trainer_state.pt); a killed run started again with

@@ -4,7 +4,8 @@
         --output models/bort/teacher_outputs --top-k 64 --streams '[[32, 800]]' --temperatures '[1.0, 2.0]' ...
 
 For each training stream [batch_size, steps] (one per batch size that FPTAS candidates and KD pretraining train
-with; the streams are deterministic, so a run of fewer steps reads a prefix) and for the held-out split: at every
+with; the streams are deterministic, so a run of fewer steps reads a prefix; [batch_size, steps, "sop"|"nsp"] is the
+sentence-pair stream of a KD run with a sentence objective) and for the held-out split: at every
 masked position, the ids and logits of T's top k and, per temperature, the log-sum-exp of all logits and of the
 rest (workflow_scripts/bort/teacher_outputs.py). Writes stream_b<batch>.safetensors, heldout.safetensors and
 teacher_outputs.json (the streams, the mean tail mass per temperature, the time taken).

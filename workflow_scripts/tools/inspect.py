@@ -37,6 +37,7 @@ def inspect_folder(directory: Path, seq_len: int) -> dict:
         "directory": str(directory),
         "architecture": type(model).__name__,
         "pruned": getattr(model.config, "compression", None) is not None,
+        "albert": getattr(model.config, "albert", None),  # factorized embeddings, cross-layer sharing (core/albert.py)
         "heads_kept_by_layer": structure["heads_kept_by_layer"],
         "heads_per_layer": structure["heads_per_layer"],
         "original_num_attention_heads": structure["original_num_attention_heads"],
@@ -56,6 +57,11 @@ def print_report(report: dict) -> None:
     for i, (heads, ffn) in enumerate(zip(report["heads_kept_by_layer"], report["ffn_size_by_layer"])):
         print(f"  layer {i:2d}: {len(heads):2d}/{heads_total} heads {heads}  "
               f"FFN {ffn}/{report['original_intermediate_size']}")
+    if report["albert"]:
+        albert = report["albert"]
+        print(f"ALBERT options: embedding size {albert['embedding_size'] or 'hidden'}, sharing {albert['sharing']}"
+              + (f" in groups of {albert['group_size']}" if albert["sharing"] != "none" and albert["group_size"]
+                 else ""))
     parameters = report["parameters"]
     print("parameters: " + ", ".join(f"{k} {v:,}" for k, v in parameters.items()))
     flops = report["flops"]
