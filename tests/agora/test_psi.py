@@ -271,6 +271,31 @@ def test_masked_lm_rejects_bad_arguments(tiny_mlm_folder, kwargs, argument):
         MaskedLMPsi(**arguments)
 
 
+def test_a_factorized_layer_sharing_student_serves_as_the_masked_lm(tmp_path, tiny_mlm_folder):
+    """A Bort student with ALBERT's options (config.albert) loads rebuilt and re-tied, and its masked-position
+    logits are the model's own."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from workflow_scripts.core.albert import AlbertOptions, apply_albert
+    from workflow_scripts.core.models import save_checkpoint
+
+    torch.manual_seed(1)
+    student = apply_albert(BertForMaskedLM(BertConfig.from_pretrained(tiny_mlm_folder)),
+                           AlbertOptions(embedding_size=8, sharing="all")).eval()
+    save_checkpoint(student, AutoTokenizer.from_pretrained(tiny_mlm_folder), str(tmp_path / "student"))
+    psi = MaskedLMPsi(str(tmp_path / "student"), replace_probability=0.3, top_k=4, batch_size=5)
+    layers = psi.model.bert.encoder.layer
+    assert layers[0].attention.self.query.weight is layers[1].attention.self.query.weight  # re-tied
+    encoded = psi.tokenizer("Robert Hill rode two [MASK].", return_tensors="pt")
+    is_mask = encoded["input_ids"] == psi.tokenizer.mask_token_id
+    with torch.no_grad():
+        expected = student(**encoded).logits[is_mask]
+        assert torch.allclose(masked_logits(psi.model, encoded, is_mask), expected, atol=1e-5)
+    new_rows = psi.transform(SINGLE_ROWS, SINGLE_COLUMNS, variants_per_row=2, rng=np.random.default_rng(0))
+    assert new_rows and {row["sentence"] for row in new_rows}.isdisjoint(row["sentence"] for row in SINGLE_ROWS)
+
+
 def test_masked_lm_rejects_a_folder_without_mlm_head(tmp_path, tiny_mlm_folder):
     from transformers import BertConfig, BertModel
 

@@ -32,6 +32,7 @@ Design choices shared by both:
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -323,19 +324,38 @@ class MaskedLMPsi:
         return " ".join(words)
 
 
+def _has_structure_record(model_folder: str) -> bool:
+    with open(os.path.join(model_folder, "config.json")) as handle:
+        config = json.load(handle)
+    return bool(config.get("albert") or config.get("compression"))
+
+
+def _stores_mlm_head(model_folder: str) -> bool:
+    from safetensors import safe_open
+
+    with safe_open(os.path.join(model_folder, "model.safetensors"), "pt") as handle:
+        return any(key.startswith("cls.") for key in handle.keys())
+
+
 def _load_masked_lm(model_folder: str, device: str):
     """(BertForMaskedLM in eval mode on device, tokenizer); refuses a folder whose MLM head would be random."""
     from transformers import AutoTokenizer, BertForMaskedLM
 
     from workflow_scripts.core.io_utils import verified
+    from workflow_scripts.core.surgery import load_pruned
 
     if not os.path.isfile(os.path.join(model_folder, "config.json")):
         raise FileNotFoundError(f"psi masked_lm: {model_folder!r} is not a Hugging Face model folder "
                                 "(no config.json); give a BertForMaskedLM folder such as models/bort/teacher")
-    model, loading_info = BertForMaskedLM.from_pretrained(verified(model_folder), output_loading_info=True)
+    if _has_structure_record(model_folder):
+        # a pruned, factorized or layer-sharing student (core/surgery.py, core/albert.py): rebuilt from its record
+        missing_head = [] if _stores_mlm_head(model_folder) else ["cls.*"]
+        model = None if missing_head else load_pruned(verified(model_folder), BertForMaskedLM)
+    else:
+        model, loading_info = BertForMaskedLM.from_pretrained(verified(model_folder), output_loading_info=True)
+        missing_head = sorted(key for key in loading_info["missing_keys"] if key.startswith("cls."))
     # A BertModel checkpoint (no MLM head) loads with a freshly initialized head and only a warning; its
     # "predictions" would be noise, so stop here instead.
-    missing_head = sorted(key for key in loading_info["missing_keys"] if key.startswith("cls."))
     if missing_head:
         raise ValueError(f"psi masked_lm: {model_folder} has no masked-LM head (missing {missing_head[:3]}...); "
                          "give a BertForMaskedLM folder such as models/bort/teacher")
