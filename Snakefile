@@ -79,7 +79,9 @@ def evaluated_models(scope):
             *(comparison_runs(scope, "evaluation") if HEAD_PRUNING_TASKS else []),
             *expand("models/{task}/{method}/seed_{seed}/evaluate/metrics.json", task=AGORA_TASKS,
                     method=list(FINAL_STAGE_OF_AGORA_METHOD),
-                    seed=AGORA_SEEDS[:1] if scope == "first_seed" else AGORA_SEEDS)]
+                    seed=AGORA_SEEDS[:1] if scope == "first_seed" else AGORA_SEEDS),
+            *[f"models/{task}/{method}/evaluate/metrics.json"
+              for task, method in tinybert_runs("main" if scope == "first_seed" else "all")]]
 
 
 # ---- model_table: every model measured one after another in one job, so that latencies compare side by side ----
