@@ -124,10 +124,11 @@ def test_agora_fine_tunes_the_distilled_student_with_rounds_plots_and_its_plain_
     assert set(table) == {"gen_mrpc/base", "gen_cola/base", "gen_mrpc/auber (seed 0)", "gen_mrpc/random (seed 0)",
                           "gen_mrpc/agora (seed 0)", "gen_mrpc/bort_plain (seed 0)", "gen_mrpc/agora (seed 1)",
                           "gen_mrpc/bort_plain (seed 1)", "corpus (held-out MLM)/bort_kd",
-                          "corpus (held-out MLM)/bort_mlm"}
+                          "corpus (held-out MLM)/bort_mlm", "gen_mrpc/tinybert"}
     assert all(row["latency_b32_ms"] > 0 and row["flops"] > 0 for row in table.values())
     first_seed = read_json(str(repo / "results/models/first_seed/models_metrics.json"))
     assert "gen_mrpc/agora (seed 0)" in first_seed and "gen_mrpc/agora (seed 1)" not in first_seed
+    assert "gen_mrpc/tinybert" in first_seed  # the TinyBERT-distilled Bort student
     assert "results/agora/gen_mrpc/seed_1/dev_per_round.csv" in run(DVC + ["plots", "show", "--json"], repo).stdout
 
 
