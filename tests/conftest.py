@@ -35,3 +35,20 @@ def glue_folder(tmp_path_factory) -> Path:
     from glue_fixture import write_glue_fixture
 
     return write_glue_fixture(tmp_path_factory.mktemp("glue"))
+
+
+def build_corpus_and_teacher(model_folder: Path, root: Path, sentences: int = 300) -> tuple[Path, Path]:
+    """A small generated corpus and `model_folder` as Bort's teacher (its masked-LM head fitted for 2 steps), built by
+    the real stage CLIs under root: (corpus folder, teacher folder)."""
+    from workflow_scripts.stages import prepare_corpus, teacher_prep
+
+    corpus, teacher = root / "corpus", root / "teacher"
+    prepare_corpus.main(["--tokenizer", str(model_folder), "--output", str(corpus), "--source", "generated",
+                         "--text-column", "text", "--hub-config", "null", "--max-documents", "null",
+                         "--generated-sentences", str(sentences), "--max-length", "24", "--heldout-fraction", "0.1",
+                         "--seed", "0", "--threads", "1"])
+    teacher_prep.main(["--model", str(model_folder), "--corpus", str(corpus), "--output", str(teacher),
+                       "--train", "head", "--steps", "2", "--learning-rate", "1e-3", "--warmup-ratio", "0.1",
+                       "--weight-decay", "0.01", "--max-grad-norm", "1.0", "--batch-size", "8",
+                       "--mask-probability", "0.15", "--seed", "0", "--threads", "1"])
+    return corpus, teacher

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, build_corpus_and_teacher
 from workflow_scripts.bort.distillation import build_student
 from workflow_scripts.bort.fptas import (Candidate, Vocabulary, abnc_order, flops_of, interval_representatives,
                                          parameters_of, search_plan, search_space)
@@ -194,19 +194,8 @@ def test_the_table_shows_the_options_beside_parameters_flops_and_latency():
 
 @pytest.fixture(scope="module")
 def corpus_and_teacher(tiny_model_folder, tmp_path_factory):
-    from workflow_scripts.stages import prepare_corpus, teacher_prep
-
-    root = tmp_path_factory.mktemp("bort_albert")
-    corpus, teacher = root / "corpus", root / "teacher"
-    prepare_corpus.main(["--tokenizer", str(tiny_model_folder), "--output", str(corpus), "--source", "generated",
-                         "--text-column", "text", "--hub-config", "null", "--max-documents", "null",
-                         "--generated-sentences", "300", "--max-length", "24", "--heldout-fraction", "0.1",
-                         "--seed", "0", "--threads", "1"])
-    teacher_prep.main(["--model", str(tiny_model_folder), "--corpus", str(corpus), "--output", str(teacher),
-                       "--train", "head", "--steps", "2", "--learning-rate", "1e-3", "--warmup-ratio", "0.1",
-                       "--weight-decay", "0.01", "--max-grad-norm", "1.0", "--batch-size", "8",
-                       "--mask-probability", "0.15", "--seed", "0", "--threads", "1"])
-    return corpus, teacher
+    """A small generated corpus and the tiny random BERT as a masked LM."""
+    return build_corpus_and_teacher(tiny_model_folder, tmp_path_factory.mktemp("bort_albert"))
 
 
 def test_a_candidate_job_measures_a_factorized_shared_architecture(corpus_and_teacher, tmp_path):

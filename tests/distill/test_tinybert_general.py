@@ -9,6 +9,7 @@ import pytest
 import torch
 import transformers
 
+from conftest import build_corpus_and_teacher
 from workflow_scripts.distill.general_distillation import GeneralDistillationLosses, TransformerDistillation
 from workflow_scripts.distill.losses import (WidthProjection, grouped_teacher_scores, head_pairs,
                                              intermediate_losses)
@@ -158,19 +159,7 @@ def pretrain_config(steps, **overrides):
 @pytest.fixture(scope="module")
 def corpus_and_teacher(tiny_model_folder, tmp_path_factory):
     """A small generated corpus and the tiny random BERT (2 layers, 4 heads, hidden 32) as a masked LM."""
-    from workflow_scripts.stages import prepare_corpus, teacher_prep
-
-    root = tmp_path_factory.mktemp("general")
-    corpus, teacher = root / "corpus", root / "teacher"
-    prepare_corpus.main(["--tokenizer", str(tiny_model_folder), "--output", str(corpus), "--source", "generated",
-                         "--text-column", "text", "--hub-config", "null", "--max-documents", "null",
-                         "--generated-sentences", "300", "--max-length", "24", "--heldout-fraction", "0.1",
-                         "--seed", "0", "--threads", "1"])
-    teacher_prep.main(["--model", str(tiny_model_folder), "--corpus", str(corpus), "--output", str(teacher),
-                       "--train", "head", "--steps", "2", "--learning-rate", "1e-3", "--warmup-ratio", "0.1",
-                       "--weight-decay", "0.01", "--max-grad-norm", "1.0", "--batch-size", "8",
-                       "--mask-probability", "0.15", "--seed", "0", "--threads", "1"])
-    return corpus, teacher
+    return build_corpus_and_teacher(tiny_model_folder, tmp_path_factory.mktemp("general"))
 
 
 def run_pretraining(corpus, teacher, tmp_path, output_name, config, tag="D1_A2_H16_I32"):

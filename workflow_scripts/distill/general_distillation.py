@@ -23,19 +23,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from workflow_scripts.bort.distillation import mlm_head
-from workflow_scripts.distill.losses import (LAYER_MAPPINGS, AttentionScores, WidthProjection, head_pairs,
+from workflow_scripts.distill.losses import (AttentionScores, IntermediateLossWeights, WidthProjection, head_pairs,
                                              intermediate_losses, layer_mapping)
 
 LOSS_NAMES = ("embedding", "hidden", "attention", "mlm")
 
 
 @dataclass
-class GeneralDistillationLosses:
+class GeneralDistillationLosses(IntermediateLossWeights):
     """bort.pretrain.tinybert: the layer mapping and the weights of TinyBERT's intermediate losses."""
-    layer_mapping: str = field(metadata={"choices": list(LAYER_MAPPINGS), "help": "student layer m <- teacher g(m)"})
-    embedding_weight: float = field(metadata={"help": "weight of the embedding-layer MSE"})
-    hidden_weight: float = field(metadata={"help": "weight of the hidden-state MSE (summed over layers)"})
-    attention_weight: float = field(metadata={"help": "weight of the attention-score MSE (summed over layers)"})
     mlm_weight: float = field(metadata={"help": "weight of an MLM loss on the masked positions (TinyBERT: 0)"})
 
     def __post_init__(self):

@@ -22,6 +22,7 @@ group's attention distributions, a distribution one head can represent.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -30,6 +31,16 @@ from torch.nn import functional as F
 from workflow_scripts.core.surgery import encoder_layers, kept_head_ids
 
 LAYER_MAPPINGS = ("uniform", "top", "bottom")
+
+
+@dataclass
+class IntermediateLossWeights:
+    """What TinyBERT's intermediate-layer losses take, in task distillation (task_distillation.DistillLosses) and in
+    general distillation (general_distillation.GeneralDistillationLosses): which layers pair up, each MSE's weight."""
+    layer_mapping: str = field(metadata={"choices": list(LAYER_MAPPINGS), "help": "student layer m <- teacher g(m)"})
+    embedding_weight: float = field(metadata={"help": "weight of the embedding-layer MSE"})
+    hidden_weight: float = field(metadata={"help": "weight of the hidden-state MSE (summed over layers)"})
+    attention_weight: float = field(metadata={"help": "weight of the attention-score MSE (summed over layers)"})
 
 
 def layer_mapping(student_layers: int, teacher_layers: int, kind: str = "uniform") -> list[int]:

@@ -21,7 +21,7 @@ from torch import nn
 from workflow_scripts.core.inference import make_loader
 from workflow_scripts.core.training import (Callback, build_optimizer, epoch_batches, linear_schedule, run_training,
                                             seed_everything, OptimizationConfig, TrainingHistory)
-from workflow_scripts.distill.losses import (LAYER_MAPPINGS, AttentionScores, WidthProjection, head_pairs,
+from workflow_scripts.distill.losses import (AttentionScores, IntermediateLossWeights, WidthProjection, head_pairs,
                                              intermediate_losses, layer_mapping, soft_cross_entropy)
 from workflow_scripts.distill.teacher_cache import ROW_KEY, IndexedRows, TeacherCache, model_inputs
 
@@ -29,12 +29,8 @@ OBJECTIVES = ("intermediate", "prediction", "labels")
 
 
 @dataclass
-class DistillLosses:
+class DistillLosses(IntermediateLossWeights):
     """TinyBERT's losses: which layers pair up, their weights, the prediction temperature."""
-    layer_mapping: str = field(metadata={"choices": list(LAYER_MAPPINGS), "help": "student layer m <- teacher g(m)"})
-    embedding_weight: float = field(metadata={"help": "weight of the embedding-layer MSE"})
-    hidden_weight: float = field(metadata={"help": "weight of the hidden-state MSE (summed over layers)"})
-    attention_weight: float = field(metadata={"help": "weight of the attention-score MSE (summed over layers)"})
     temperature: float = field(metadata={"help": "temperature of the prediction soft cross-entropy"})
 
 
